@@ -1,0 +1,38 @@
+# FaceFusion.Compress — the two commands are `make test` and `make demo`; both run `make setup` first.
+SHELL := /bin/bash
+DOTNET ?= dotnet
+CONFIG ?= Release
+FFC := $(DOTNET) src/FaceFusion.Compress.Cli/bin/$(CONFIG)/net10.0/ffc.dll
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+.PHONY: setup system assets build test demo pack clean-data
+
+## setup: system packages (libstdc++ fix, ffmpeg), model/media fetch with SHA-256, NuGet restore and build. Idempotent.
+setup: system assets build
+
+system:
+	@bash scripts/setup-system.sh
+
+assets:
+	@bash scripts/fetch-assets.sh
+
+build:
+	@$(DOTNET) build FaceFusion.Compress.sln -c $(CONFIG) -nologo -v quiet -clp:ErrorsOnly
+
+## test: unit and integration tests on tiny networks and the cached bundled assets.
+test: setup
+	@$(DOTNET) test tests/FaceFusion.Compress.Tests/FaceFusion.Compress.Tests.csproj -c $(CONFIG) --no-build \
+	  --logger "console;verbosity=normal" 2>&1 | tee artifacts/test.log; exit $${PIPESTATUS[0]}
+
+## demo: the main job on the bundled data (at this stage: prepare the face dataset and print its summary).
+demo: setup
+	@$(FFC) data prepare
+	@$(FFC) data stats
+
+## pack: the ffc command as a dotnet tool package under artifacts/pack.
+pack: setup
+	@$(DOTNET) pack src/FaceFusion.Compress.Cli/FaceFusion.Compress.Cli.csproj -c $(CONFIG) -o artifacts/pack -nologo -v quiet
+
+clean-data:
+	rm -rf datasets/bundled

@@ -1,0 +1,1 @@
+namespace FaceFusion.Compress; public static class Placeholder {}
