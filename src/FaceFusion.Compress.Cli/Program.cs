@@ -1,1 +1,27 @@
-System.Console.WriteLine("x");
+using FaceFusion.Compress.Cli.Commands;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("ffc");
+    config.SetApplicationVersion(typeof(FaceFusion.Compress.Data.FaceManifest).Assembly.GetName().Version?.ToString(3) ?? "0");
+    config.SetExceptionHandler((exception, _) =>
+    {
+        // Bad input is the user's to fix: one clear line naming the file and the cause, exit code 1.
+        var message = exception is CommandRuntimeException or CommandParseException ? exception.Message : exception.Message;
+        AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
+        if (Environment.GetEnvironmentVariable("FFC_DEBUG") == "1") AnsiConsole.WriteException(exception);
+        return 1;
+    });
+    config.AddBranch("data", data =>
+    {
+        data.SetDescription("Prepare and inspect aligned face datasets (detect, landmarks, align, embed, split).");
+        data.AddCommand<DataPrepareCommand>("prepare")
+            .WithDescription("Detect, align and embed faces from the bundled media or a folder (--input DIR) into a dataset.");
+        data.AddCommand<DataStatsCommand>("stats")
+            .WithDescription("Print faces per identity and split; write a contact sheet PNG of aligned crops.");
+    });
+});
+return app.Run(args);

@@ -1,1 +1,0 @@
-namespace FaceFusion.Compress; public static class Placeholder {}
