@@ -10,8 +10,8 @@ app.Configure(config =>
     config.SetExceptionHandler((exception, _) =>
     {
         // Bad input is the user's to fix: one clear line naming the file and the cause, exit code 1.
-        var message = exception is CommandRuntimeException or CommandParseException ? exception.Message : exception.Message;
-        AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
+        // Plain stderr, unwrapped, so scripts and logs keep the whole message on one line.
+        Console.Error.WriteLine($"error: {exception.Message}");
         if (Environment.GetEnvironmentVariable("FFC_DEBUG") == "1") AnsiConsole.WriteException(exception);
         return 1;
     });

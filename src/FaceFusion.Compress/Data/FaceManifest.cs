@@ -81,7 +81,7 @@ public static class FaceManifest
             using var csv = CsvReader.FromFile(path);
             return csv.GetRecords<FaceRecord>().ToList();
         }
-        catch (CsvFormatException e)
+        catch (Exception e) when (e is CsvFormatException or KeyNotFoundException or FormatException)
         {
             throw new InvalidDataException($"{path}: malformed manifest ({e.Message}{(e.InnerException is null ? "" : ": " + e.InnerException.Message)})", e);
         }
