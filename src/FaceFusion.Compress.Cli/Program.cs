@@ -15,6 +15,8 @@ app.Configure(config =>
         if (Environment.GetEnvironmentVariable("FFC_DEBUG") == "1") AnsiConsole.WriteException(exception);
         return 1;
     });
+    config.AddCommand<InfoCommand>("info")
+        .WithDescription("Print a model's params and MACs per node and stage (and vs the teacher); --json for scripts.");
     config.AddBranch("data", data =>
     {
         data.SetDescription("Prepare and inspect aligned face datasets (detect, landmarks, align, embed, split).");

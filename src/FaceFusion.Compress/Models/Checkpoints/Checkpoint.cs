@@ -1,0 +1,92 @@
+using System.Text.Json;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Graph;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Models.Checkpoints;
+
+/// <summary>
+/// A model on disk: a folder with `graph.json` (the architecture, including any pruning) and `weights.safetensors`.
+/// Any checkpoint reloads from these two files alone, without the code that built or pruned it.
+/// </summary>
+public static class Checkpoint
+{
+    public const string GraphFile = "graph.json";
+    public const string WeightsFile = "weights.safetensors";
+
+    /// <summary>Writes graph and weights (each through a temporary file and a rename).</summary>
+    public static void Save(string dir, GraphModule model, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        Directory.CreateDirectory(dir);
+        var graphPath = Path.Combine(dir, GraphFile);
+        File.WriteAllText(graphPath + ".partial", model.Graph.ToJson());
+        File.Move(graphPath + ".partial", graphPath, overwrite: true);
+        var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
+        {
+            ["architecture_hash"] = model.Graph.ArchitectureHash(),
+            ["format"] = "FaceFusion.Compress checkpoint",
+        };
+        SafeTensors.Save(Path.Combine(dir, WeightsFile), model.state_dict(), meta);
+    }
+
+    /// <summary>Reads the graph of a checkpoint folder.</summary>
+    public static NetworkGraph LoadGraph(string dir)
+    {
+        var path = Path.Combine(dir, GraphFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: not a checkpoint (no {GraphFile})", path);
+        return NetworkGraph.FromJson(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Builds the module from the checkpoint's graph and loads its weights. The caller disposes the module.</summary>
+    public static GraphModule Load(string dir)
+    {
+        var model = new GraphModule(LoadGraph(dir));
+        try { LoadWeights(model, Path.Combine(dir, WeightsFile)); }
+        catch { model.Dispose(); throw; }
+        return model;
+    }
+
+    /// <summary>Copies weights into a module; every key must match by name and shape, both ways.</summary>
+    public static void LoadWeights(GraphModule model, string weightsPath)
+    {
+        var tensors = SafeTensors.Load(weightsPath, out var metadata);
+        try
+        {
+            if (metadata.TryGetValue("architecture_hash", out var hash) && hash != model.Graph.ArchitectureHash())
+                throw new InvalidDataException($"{weightsPath}: weights belong to architecture {hash}, not {model.Graph.ArchitectureHash()} ({Checkpoint.GraphFile} and weights do not match)");
+            var state = model.state_dict();
+            var missing = state.Keys.Except(tensors.Keys).ToList();
+            var unexpected = tensors.Keys.Except(state.Keys).ToList();
+            if (missing.Count > 0 || unexpected.Count > 0)
+                throw new InvalidDataException($"{weightsPath}: weights do not match the graph (missing: {string.Join(", ", missing.Take(5))}; unexpected: {string.Join(", ", unexpected.Take(5))})");
+            using (no_grad())
+            {
+                foreach (var (name, target) in state)
+                {
+                    var source = tensors[name];
+                    if (!source.shape.SequenceEqual(target.shape))
+                        throw new InvalidDataException($"{weightsPath}: '{name}' has shape [{string.Join(",", source.shape)}], the graph needs [{string.Join(",", target.shape)}]");
+                    target.copy_(source.to(target.dtype));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Resolves a MODEL argument: a checkpoint folder (or its graph.json), or a built-in architecture name
+    /// (`teacher`, `student`) built at <paramref name="resolution"/>.
+    /// </summary>
+    public static NetworkGraph ResolveGraph(string model, int resolution)
+    {
+        if (Directory.Exists(model)) return LoadGraph(model);
+        if (File.Exists(model) && model.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            return NetworkGraph.FromJson(File.ReadAllText(model), model);
+        if (SwapperArchitectures.Names.Contains(model)) return SwapperArchitectures.Build(model, resolution);
+        throw new FileNotFoundException($"{model}: neither a checkpoint folder nor a built-in architecture ({string.Join(", ", SwapperArchitectures.Names)})");
+    }
+}

@@ -1,0 +1,100 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Models.Graph;
+
+/// <summary>
+/// Attention fusion (BRIEF §1): query from the identity-conditioned features, key and value from the target
+/// features through 1×1 convs, softmax attention over positions, output = gamma · attended + target, with gamma a
+/// learnable scalar that starts at 0 so the block begins as the identity on the target path. Scores are scaled by
+/// 1/√inner (as in scaled dot-product attention) to keep the softmax out of saturation at init.
+/// </summary>
+public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Conv2d query;
+    private readonly Conv2d key;
+    private readonly Conv2d value;
+    private readonly Parameter gamma;
+    private readonly double _scale;
+
+    public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels) : base(name)
+    {
+        query = nn.Conv2d(queryChannels, innerChannels, 1);
+        key = nn.Conv2d(targetChannels, innerChannels, 1);
+        value = nn.Conv2d(targetChannels, targetChannels, 1);
+        gamma = nn.Parameter(zeros(1));
+        _scale = 1.0 / Math.Sqrt(innerChannels);
+        RegisterComponents();
+    }
+
+    /// <summary>Query source [N,Cq,H,W] and target [N,C,H,W] → [N,C,H,W]. Returned tensor belongs to the caller.</summary>
+    public override Tensor forward(Tensor querySource, Tensor target)
+    {
+        using var scope = NewDisposeScope();
+        long n = target.shape[0], c = target.shape[1], h = target.shape[2], w = target.shape[3];
+        var q = query.call(querySource).flatten(2);             // [N, inner, HW]
+        var k = key.call(target).flatten(2);                    // [N, inner, HW]
+        var v = value.call(target).flatten(2);                  // [N, C, HW]
+        var energy = bmm(q.transpose(1, 2), k).mul(_scale);     // [N, HW(query), HW(key)]
+        var attention = energy.softmax(-1);
+        var attended = bmm(v, attention.transpose(1, 2)).view(n, c, h, w);
+        return attended.mul(gamma).add(target).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Identity injection, AdaIN-style: the features are instance-normalised, then scaled by (1 + s) and shifted by b,
+/// where [s, b] = Linear(identity embedding) gives one scale and one shift per channel.
+/// </summary>
+public sealed class IdentityInjectionBlock : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear style;
+    private readonly float _epsilon;
+
+    public IdentityInjectionBlock(string name, int identityFeatures, int channels, float epsilon) : base(name)
+    {
+        style = nn.Linear(identityFeatures, 2 * channels);
+        _epsilon = epsilon;
+        RegisterComponents();
+        using (no_grad())
+        {
+            // Start close to plain instance normalisation; the identity path grows during training.
+            style.weight!.mul_(0.1);
+            style.bias!.zero_();
+        }
+    }
+
+    public override Tensor forward(Tensor features, Tensor identity)
+    {
+        using var scope = NewDisposeScope();
+        var parts = style.call(identity).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
+        var normalised = GraphOps.InstanceNorm(features, _epsilon);
+        return normalised.mul(parts[0].add(1)).add(parts[1]).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Parameter-free operations shared by the graph runner and the blocks.</summary>
+public static class GraphOps
+{
+    /// <summary>Per-sample, per-channel normalisation over positions with the biased variance (as ONNX InstanceNormalization).</summary>
+    public static Tensor InstanceNorm(Tensor x, float epsilon)
+    {
+        using var scope = NewDisposeScope();
+        var mean = x.mean([2, 3], keepdim: true);
+        var variance = x.var([2, 3], unbiased: false, keepdim: true);
+        return x.sub(mean).div(variance.add(epsilon).sqrt()).MoveToOuterDisposeScope();
+    }
+
+    public static Tensor Activate(Tensor x, string activation, float alpha) => activation switch
+    {
+        Activations.Relu => nn.functional.relu(x),
+        Activations.Relu6 => nn.functional.relu6(x),
+        Activations.LeakyRelu => nn.functional.leaky_relu(x, alpha),
+        Activations.HardSwish => nn.functional.hardswish(x),
+        Activations.HardSigmoid => nn.functional.hardsigmoid(x),
+        Activations.Sigmoid => x.sigmoid(),
+        Activations.Tanh => x.tanh(),
+        _ => throw new InvalidOperationException($"unknown activation '{activation}'"),
+    };
+}

@@ -1,0 +1,174 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace FaceFusion.Compress.Models.Graph;
+
+/// <summary>The operations a graph node can be. The names are the JSON values of <see cref="GraphNode.Op"/>.</summary>
+public static class Ops
+{
+    public const string Conv = "conv";                       // Conv2d; depthwise when Depthwise, grouped when Groups > 1
+    public const string BatchNorm = "batchnorm";             // BatchNorm2d on its input's channels
+    public const string InstanceNorm = "instance_norm";      // per-sample, per-channel normalisation, no affine
+    public const string Act = "act";                         // Activation (relu, relu6, leaky_relu, hardswish, hardsigmoid, sigmoid, tanh)
+    public const string PRelu = "prelu";                     // per-channel learnable slope
+    public const string Add = "add";                         // element-wise sum of 2+ inputs (residual)
+    public const string Mul = "mul";                         // element-wise product; the second input may be [N,C,1,1] (gates)
+    public const string Concat = "concat";                   // channel concatenation
+    public const string Resize = "resize";                   // nearest-neighbour upsampling by Scale
+    public const string GlobalAvgPool = "global_avg_pool";   // [N,C,H,W] → [N,C,1,1]
+    public const string MaxPool = "max_pool";                // Kernel, Stride, Padding
+    public const string AvgPool = "avg_pool";                // Kernel, Stride, Padding
+    public const string Flatten = "flatten";                 // [N,C,H,W] → [N,C·H·W]
+    public const string Linear = "linear";                   // fully connected on vectors
+    public const string AttentionFusion = "attention_fusion";// inputs (query source, key/value target)
+    public const string IdentityInjection = "identity_injection"; // inputs (features, identity vector): AdaIN-style
+
+    public static readonly string[] All =
+    [
+        Conv, BatchNorm, InstanceNorm, Act, PRelu, Add, Mul, Concat, Resize, GlobalAvgPool, MaxPool, AvgPool, Flatten,
+        Linear, AttentionFusion, IdentityInjection,
+    ];
+}
+
+/// <summary>Activation names of <see cref="Ops.Act"/> nodes.</summary>
+public static class Activations
+{
+    public const string Relu = "relu", Relu6 = "relu6", LeakyRelu = "leaky_relu", HardSwish = "hardswish",
+        HardSigmoid = "hardsigmoid", Sigmoid = "sigmoid", Tanh = "tanh";
+    public static readonly string[] All = [Relu, Relu6, LeakyRelu, HardSwish, HardSigmoid, Sigmoid, Tanh];
+}
+
+/// <summary>A network input: an image [N,C,R,R] (<see cref="IsImage"/>) or a vector [N,C].</summary>
+public sealed record GraphInput(string Name, int Channels, bool IsImage);
+
+/// <summary>A named graph output and the node that produces it.</summary>
+public sealed record GraphOutput(string Name, string Node);
+
+/// <summary>
+/// One node: an operation with named inputs (graph inputs or earlier nodes) and an explicit output channel count.
+/// Input channel counts are not stored: they follow from the inputs, so pruning edits one number per node.
+/// </summary>
+public sealed record GraphNode
+{
+    public required string Name { get; init; }
+    public required string Op { get; init; }
+    public required IReadOnlyList<string> Inputs { get; init; }
+    /// <summary>Output channels (features for vectors). Ignored for ops whose output follows their input.</summary>
+    public int Channels { get; init; }
+    public int Kernel { get; init; } = 1;
+    public int Stride { get; init; } = 1;
+    public int Padding { get; init; }
+    /// <summary>Groups of a grouped conv (1 = dense). Ignored when <see cref="Depthwise"/>.</summary>
+    public int Groups { get; init; } = 1;
+    /// <summary>A depthwise conv: groups = input channels = output channels, tied for pruning.</summary>
+    public bool Depthwise { get; init; }
+    public bool Bias { get; init; }
+    /// <summary>For act nodes: one of <see cref="Activations"/>.</summary>
+    public string? Activation { get; init; }
+    /// <summary>Negative slope of leaky_relu.</summary>
+    public float Alpha { get; init; }
+    /// <summary>Upsampling factor of resize nodes.</summary>
+    public int Scale { get; init; }
+    /// <summary>Query/key width of attention fusion (channels/8 by default).</summary>
+    public int InnerChannels { get; init; }
+    /// <summary>Epsilon of norms.</summary>
+    public float Epsilon { get; init; }
+    /// <summary>Which part of the network (stem, encoder, bottleneck, decoder, head, …): for reports and policies.</summary>
+    public string? Stage { get; init; }
+
+    public bool IsHead => Stage == "head";
+}
+
+/// <summary>
+/// A network as data: inputs, nodes in execution order, outputs. It drives building the TorchSharp modules,
+/// counting params/MACs, pruning, quantizer placement and ONNX export; it is saved as JSON beside the weights.
+/// </summary>
+public sealed record NetworkGraph
+{
+    /// <summary>Version of the JSON format this code writes.</summary>
+    public const int CurrentFormatVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+    public required string Name { get; init; }
+    /// <summary>Spatial size the network was built and trained for (attention placement depends on it).</summary>
+    public int Resolution { get; init; }
+    public required IReadOnlyList<GraphInput> Inputs { get; init; }
+    public required IReadOnlyList<GraphNode> Nodes { get; init; }
+    public required IReadOnlyList<GraphOutput> Outputs { get; init; }
+    /// <summary>Free-form facts recorded with the model (embedder, normalisation, training data note, …).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    public GraphNode Node(string name) =>
+        Nodes.FirstOrDefault(n => n.Name == name) ?? throw new KeyNotFoundException($"graph '{Name}' has no node '{name}'");
+
+    /// <summary>A copy with nodes replaced by name.</summary>
+    public NetworkGraph WithNodes(IEnumerable<GraphNode> replacements)
+    {
+        var map = replacements.ToDictionary(n => n.Name);
+        return this with { Nodes = Nodes.Select(n => map.TryGetValue(n.Name, out var r) ? r : n).ToList() };
+    }
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>SHA-256 of the canonical JSON of the structure (no metadata): identifies an architecture.</summary>
+    public string ArchitectureHash() =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes((this with { Metadata = new Dictionary<string, string>() }).ToJson())))
+            .ToLowerInvariant()[..16];
+
+    /// <summary>
+    /// Parses graph JSON. A newer format version is refused; older versions are migrated (none exist yet).
+    /// <paramref name="source"/> names the file in errors. The graph is validated.
+    /// </summary>
+    public static NetworkGraph FromJson(string json, string source = "graph JSON")
+    {
+        int version;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            version = doc.RootElement.TryGetProperty("format_version", out var v) && v.TryGetInt32(out var n) ? n : 0;
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})", e); }
+        if (version > CurrentFormatVersion)
+            throw new InvalidDataException($"{source}: graph format version {version} is newer than this toolkit's ({CurrentFormatVersion}); upgrade FaceFusion.Compress");
+        if (version < 1)
+            throw new InvalidDataException($"{source}: missing or invalid format_version (expected 1..{CurrentFormatVersion}); not a FaceFusion.Compress graph");
+        NetworkGraph? graph;
+        try { graph = JsonSerializer.Deserialize<NetworkGraph>(json, Json); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: malformed graph ({e.Message})", e); }
+        if (graph is null) throw new InvalidDataException($"{source}: empty graph");
+        graph.Validate(source);
+        return graph;
+    }
+
+    /// <summary>Checks names, references, ops and channel counts; throws naming the node.</summary>
+    public void Validate(string source = "graph")
+    {
+        var known = new HashSet<string>(Inputs.Select(i => i.Name));
+        foreach (var node in Nodes)
+        {
+            if (string.IsNullOrWhiteSpace(node.Name) || node.Name.Contains('.'))
+                throw new InvalidDataException($"{source}: invalid node name '{node.Name}' (non-empty, no dots)");
+            if (!Ops.All.Contains(node.Op))
+                throw new InvalidDataException($"{source}: node '{node.Name}' has unknown op '{node.Op}'");
+            foreach (var input in node.Inputs)
+                if (!known.Contains(input))
+                    throw new InvalidDataException($"{source}: node '{node.Name}' reads '{input}', which is not an input or an earlier node");
+            if (!known.Add(node.Name)) throw new InvalidDataException($"{source}: duplicate node name '{node.Name}'");
+            if (node.Op == Ops.Act && !Activations.All.Contains(node.Activation ?? ""))
+                throw new InvalidDataException($"{source}: node '{node.Name}' has unknown activation '{node.Activation}'");
+        }
+        foreach (var output in Outputs)
+            if (!known.Contains(output.Node))
+                throw new InvalidDataException($"{source}: output '{output.Name}' refers to unknown node '{output.Node}'");
+        _ = ShapeInference.Infer(this, Resolution > 0 ? Resolution : 64);
+    }
+}
