@@ -23,8 +23,11 @@ public sealed class GraphBuilder(string name, int resolution)
         return node.Name;
     }
 
-    public string Conv(string node, string input, int channels, int kernel = 3, int stride = 1, bool bias = false, int groups = 1) =>
-        Add(new GraphNode { Name = node, Op = Ops.Conv, Inputs = [input], Channels = channels, Kernel = kernel, Stride = stride, Padding = kernel / 2, Bias = bias, Groups = groups });
+    public string Conv(string node, string input, int channels, int kernel = 3, int stride = 1, bool bias = false, int groups = 1, int? padding = null) =>
+        Add(new GraphNode { Name = node, Op = Ops.Conv, Inputs = [input], Channels = channels, Kernel = kernel, Stride = stride, Padding = padding ?? kernel / 2, Bias = bias, Groups = groups });
+
+    public string Pool(string node, string input, string op, int kernel, int stride, int padding = 0) =>
+        Add(new GraphNode { Name = node, Op = op, Inputs = [input], Kernel = kernel, Stride = stride, Padding = padding });
 
     public string DepthwiseConv(string node, string input, int kernel = 3, int stride = 1, bool bias = false) =>
         Add(new GraphNode { Name = node, Op = Ops.Conv, Inputs = [input], Depthwise = true, Kernel = kernel, Stride = stride, Padding = kernel / 2, Bias = bias });

@@ -1,0 +1,60 @@
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Imaging;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Import;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Models.Networks;
+
+/// <summary>
+/// The identity embedder (default `fr_feature.onnx`) imported into TorchSharp: frozen, differentiable, for the ArcFace
+/// identity loss and the identity metric. <see cref="forward"/> takes swapper crops (arcface_128 template, any size,
+/// RGB in [−1,1]), warps them to the embedder's 112-px arcface_112_v2 template with a fixed similarity, normalises
+/// (x − 127)/128 on the 0–255 scale, and returns L2-normalised embeddings.
+/// </summary>
+public sealed class IdentityNetwork : nn.Module<Tensor, Tensor>
+{
+    private readonly GraphModule embedder;
+    private readonly string _output;
+
+    public string ModelPath { get; }
+
+    /// <summary>Imports the embedder from ONNX. Dispose the network to free its weights.</summary>
+    public IdentityNetwork(string onnxPath) : base("identity")
+    {
+        ModelPath = onnxPath;
+        var imported = OnnxImporter.Import(onnxPath, "identity_embedder");
+        embedder = imported.BuildModule();
+        foreach (var w in imported.Weights.Values) w.Dispose();
+        _output = imported.Graph.Outputs[0].Name;
+        InputName = imported.Graph.Inputs[0].Name;
+        RegisterComponents();
+        embedder.eval();
+        foreach (var p in parameters()) p.requires_grad = false;
+    }
+
+    public string InputName { get; }
+    public NetworkGraph Graph => embedder.Graph;
+
+    /// <summary>Embeds already aligned and normalised 112×112 crops ([N,3,112,112], (x − 127)/128). Result is L2-normalised.</summary>
+    public Tensor EmbedNormalised(Tensor crops112)
+    {
+        using var scope = NewDisposeScope();
+        var raw = embedder.call(new Dictionary<string, Tensor> { [InputName] = crops112 })[_output];
+        return nn.functional.normalize(raw.reshape(raw.shape[0], -1), dim: 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Swapper crops [N,3,R,R] in [−1,1] on arcface_128 → embeddings [N,512]. Gradients flow to the crops.</summary>
+    public override Tensor forward(Tensor swapperCrops)
+    {
+        using var scope = NewDisposeScope();
+        int r = (int)swapperCrops.shape[3];
+        var cropToEmbedder = FaceTemplates.CropToCrop(FaceTemplates.Arcface128, r, FaceTemplates.Arcface112V2, IdentityEmbedder.CropSize);
+        var warped = AffineWarp.Apply(swapperCrops, cropToEmbedder.Inverse(), IdentityEmbedder.CropSize, IdentityEmbedder.CropSize);
+        // [−1,1] → 0–255 → (x − 127)/128. Outside the source crop grid_sample gives 0 ([−1,1] mid-grey); the
+        // embedder template lies inside the swapper crop, so this only touches the corners.
+        var normalised = warped.add(1).mul(127.5).sub(IdentityEmbedder.Mean).div(IdentityEmbedder.Std);
+        return EmbedNormalised(normalised).MoveToOuterDisposeScope();
+    }
+}
