@@ -37,15 +37,19 @@ public sealed class PerceptualNetwork : nn.Module<Tensor, Tensor[]>
 
     /// <summary>
     /// The bundled ImageNet ResNet18 (ML.NET's CNTK export): input BGR 0–255 minus the per-channel means of its
-    /// preprocessing model's mean image. Its stage outputs are the ReLUs after the 2nd, 4th, 6th and 8th residual add.
+    /// preprocessing model's mean image. Its four stage outputs are, at each spatial size, the last ReLU that follows
+    /// a residual add (found from the graph, not hard-coded: this export has three blocks in its last stage).
     /// </summary>
     public static PerceptualNetwork ResNet18(string resnetOnnx, string preprocessOnnx)
     {
         var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(resnetOnnx));
-        var adds = model.Graph.Node.Where(n => n.OpType == "Add").ToList();
-        if (adds.Count < 8) throw new InvalidDataException($"{resnetOnnx}: expected a ResNet18 with 8 residual adds, found {adds.Count}");
-        var stages = new[] { 1, 3, 5, 7 }.Select(i =>
-            model.Graph.Node.First(n => n.OpType == "Relu" && n.Input[0] == adds[i].Output[0]).Output[0]).ToList();
+        var addOutputs = model.Graph.Node.Where(n => n.OpType == "Add").Select(n => n.Output[0]).ToHashSet();
+        var residualRelus = model.Graph.Node.Where(n => n.OpType == "Relu" && addOutputs.Contains(n.Input[0])).Select(n => n.Output[0]).ToList();
+        var probe = OnnxImporter.Import(resnetOnnx, "resnet18", residualRelus);
+        foreach (var w in probe.Weights.Values) w.Dispose();
+        var shapes = ShapeInference.Infer(probe.Graph, probe.Graph.Resolution);
+        var stages = residualRelus.GroupBy(r => shapes[probe.TensorToNode[r]].Height).Select(g => g.Last()).ToList();
+        if (stages.Count != 4) throw new InvalidDataException($"{resnetOnnx}: expected 4 ResNet stages, found {stages.Count}");
         var imported = OnnxImporter.Import(resnetOnnx, "resnet18", stages);
         var module = imported.BuildModule();
         foreach (var w in imported.Weights.Values) w.Dispose();
@@ -133,6 +137,13 @@ public sealed class PerceptualNetwork : nn.Module<Tensor, Tensor[]>
             x = unit.sub(tensor(_mean, [1, 3, 1, 1], dtype: rgb.dtype, device: rgb.device))
                 .div(tensor(_std, [1, 3, 1, 1], dtype: rgb.dtype, device: rgb.device));
         }
+        return FeaturesOfPreprocessed(x).Select(t => t.MoveToOuterDisposeScope()).ToArray();
+    }
+
+    /// <summary>Stage features of input already in the network's own normalisation. Returned tensors are the caller's.</summary>
+    public Tensor[] FeaturesOfPreprocessed(Tensor x)
+    {
+        using var scope = NewDisposeScope();
         var outputs = features.call(new Dictionary<string, Tensor> { [features.Graph.Inputs[0].Name] = x });
         return _stageOutputs.Select(s => outputs[s].MoveToOuterDisposeScope()).ToArray();
     }
