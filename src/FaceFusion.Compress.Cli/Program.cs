@@ -17,6 +17,8 @@ app.Configure(config =>
     });
     config.AddCommand<InfoCommand>("info")
         .WithDescription("Print a model's params and MACs per node and stage (and vs the teacher); --json for scripts.");
+    config.AddCommand<TrainCommand>("train")
+        .WithDescription("Train a swapper from a YAML config (progressive resolution, checkpoints, --resume, CSV/TensorBoard logs).");
     config.AddBranch("data", data =>
     {
         data.SetDescription("Prepare and inspect aligned face datasets (detect, landmarks, align, embed, split).");

@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Reporting;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Training;
+
+/// <summary>Progress of a training run, reported after every step.</summary>
+public readonly record struct TrainProgress(long Step, long TotalSteps, int Resolution, double ImagesPerSecond, IReadOnlyDictionary<string, double> Losses);
+
+/// <summary>Held-out quality of a swapper: same-identity reconstruction and cross-identity identity transfer.</summary>
+public sealed record SwapMetrics(string Model, int Pairs, double ReconstructionPsnr, double ReconstructionSsim, double IdentityCosine, double SourceTargetCosine);
+
+/// <summary>
+/// Trains a swapper (teacher or student from scratch) with reconstruction, SSIM, identity, perceptual, adversarial,
+/// feature-matching, mask and background losses, progressive resolution, checkpoints that resume bit-for-bit in
+/// sampling, a CSV log, TensorBoard events and sample grids. Disposes what it creates.
+/// </summary>
+public sealed class SwapTrainer
+{
+    public static readonly string[] LossNames =
+        ["reconstruction", "ssim", "identity", "perceptual", "adversarial", "feature_matching", "mask", "background", "discriminator"];
+
+    public static IReadOnlyList<string> LogColumns =>
+        new[] { "step", "epoch", "resolution", "lr", "loss_total", "images_per_s" }.Concat(LossNames.Select(n => "loss_" + n)).ToList();
+
+    private readonly TrainConfig _config;
+    private readonly AssetPaths _assets;
+    private readonly string _root;
+
+    /// <param name="config">The configuration; relative paths are resolved against <paramref name="root"/>.</param>
+    public SwapTrainer(TrainConfig config, AssetPaths assets, string root)
+    {
+        _config = config;
+        _assets = assets;
+        _root = root;
+    }
+
+    private string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(_root, path));
+    public string OutputDir => Resolve(_config.Output);
+    public string CheckpointsDir => Path.Combine(OutputDir, "checkpoints");
+    public string ModelDir => Path.Combine(OutputDir, "model");
+
+    /// <summary>The latest checkpoint folder, or null.</summary>
+    public string? LatestCheckpoint()
+    {
+        var pointer = Path.Combine(CheckpointsDir, "latest");
+        if (!File.Exists(pointer)) return null;
+        var dir = Path.Combine(CheckpointsDir, File.ReadAllText(pointer).Trim());
+        return File.Exists(Path.Combine(dir, "state.json")) ? dir : null;
+    }
+
+    /// <summary>
+    /// Runs training to the configured number of steps (or <paramref name="stopAfter"/> steps of this call), then
+    /// evaluates and writes the model. Returns the final step reached.
+    /// </summary>
+    public long Train(bool resume, IProgress<TrainProgress>? progress = null, long? stopAfter = null, CancellationToken cancel = default)
+    {
+        var c = _config;
+        if (c.Threads > 0) torch.set_num_threads(c.Threads);
+        var latest = LatestCheckpoint();
+        if (latest is not null && !resume)
+            throw new InvalidOperationException($"{OutputDir}: holds a checkpoint from an earlier run; pass --resume to continue it, or choose another output");
+        Directory.CreateDirectory(OutputDir);
+        File.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
+
+        torch.manual_seed(c.Seed);
+        using var generator = new GraphModule(Directory.Exists(Resolve(c.Model)) ? Checkpoint.LoadGraph(Resolve(c.Model)) : SwapperArchitectures.Build(c.Model, c.Resolution));
+        if (Directory.Exists(Resolve(c.Model))) Checkpoint.LoadWeights(generator, Path.Combine(Resolve(c.Model), Checkpoint.WeightsFile));
+        using var discriminator = new GraphModule(Discriminator.Build(c.Resolution));
+        var taps = Discriminator.FeatureTaps(discriminator.Graph).ToList();
+        using var optG = optim.Adam(generator.parameters(), c.Optimizer.Lr, c.Optimizer.Beta1, c.Optimizer.Beta2);
+        using var optD = optim.Adam(discriminator.parameters(), c.Optimizer.DiscriminatorLr, c.Optimizer.Beta1, c.Optimizer.Beta2);
+        long step = 0;
+        if (resume && latest is not null)
+        {
+            step = LoadCheckpoint(latest, generator, discriminator, optG, optD);
+        }
+        using var identity = new IdentityNetwork(_assets.IdentityEmbedder);
+        using var perceptual = c.VggWeights is { } vgg
+            ? PerceptualNetwork.Vgg(c.VggKind, Resolve(vgg))
+            : PerceptualNetwork.ResNet18(_assets.ResNet18, _assets.ResNetPreprocess);
+
+        long total = c.TotalSteps;
+        long end = stopAfter is long s ? Math.Min(total, step + s) : total;
+        long resumedAt = step;
+        using var log = new CsvLog(Path.Combine(OutputDir, "train_log.csv"), LogColumns,
+            keep => long.TryParse(keep, NumberStyles.Integer, CultureInfo.InvariantCulture, out var st) && st <= resumedAt);
+        var board = torch.utils.tensorboard.SummaryWriter(Path.Combine(OutputDir, "tensorboard"));
+        File.AppendAllText(Path.Combine(OutputDir, "train.log"),
+            $"{DateTime.UtcNow:o} {(resumedAt > 0 ? $"resumed at step {resumedAt}" : "started")}; perceptual network: {perceptual.Kind}; threads {torch.get_num_threads()}\n");
+
+        FaceSwapData? data = null;
+        var watch = Stopwatch.StartNew();
+        long imagesSince = 0;
+        try
+        {
+            while (step < end)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var phase = c.PhaseAt(step);
+                if (data is null || data.Resolution != phase.Resolution)
+                {
+                    data?.Dispose();
+                    data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit);
+                }
+                var losses = TrainStep(generator, discriminator, optG, optD, identity, perceptual, data, taps, step, out var sampleColumns);
+                step++;
+                imagesSince += c.BatchSize;
+                double ips = imagesSince / Math.Max(1e-6, watch.Elapsed.TotalSeconds);
+                var row = new Dictionary<string, double>
+                {
+                    ["step"] = step, ["epoch"] = (double)step * c.BatchSize / data.Count, ["resolution"] = phase.Resolution,
+                    ["lr"] = c.Optimizer.Lr, ["loss_total"] = losses["total"], ["images_per_s"] = ips,
+                };
+                foreach (var n in LossNames) row["loss_" + n] = losses[n];
+                log.Write(row);
+                foreach (var (name, value) in losses) board.add_scalar($"loss/{name}", (float)value, (int)step);
+                board.add_scalar("images_per_s", (float)ips, (int)step);
+                progress?.Report(new TrainProgress(step, total, phase.Resolution, ips, losses));
+
+                if (step % c.SampleEvery == 0 || step == total)
+                    ImageGrid.Rows(sampleColumns).SavePng(Path.Combine(OutputDir, "samples", $"step-{step:D6}.png"));
+                foreach (var t in sampleColumns) t.Dispose();
+                if (step % c.CheckpointEvery == 0 || step == end)
+                    SaveCheckpoint(step, generator, discriminator, optG, optD);
+            }
+        }
+        finally
+        {
+            data?.Dispose();
+        }
+
+        if (step >= total)
+        {
+            var metrics = Evaluate(generator, identity);
+            generator.eval();
+            Checkpoint.Save(ModelDir, generator, new Dictionary<string, string> { ["trained_steps"] = step.ToString(CultureInfo.InvariantCulture) });
+            File.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        return step;
+    }
+
+    private Dictionary<string, double> TrainStep(GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD,
+        IdentityNetwork identity, PerceptualNetwork perceptual, FaceSwapData data, List<string> taps, long step, out List<Tensor> samples)
+    {
+        var c = _config;
+        var w = c.LossWeights;
+        using var scope = NewDisposeScope();
+        generator.train();
+        discriminator.train();
+        using var batch = data.Sample(c.BatchSize, c.SameIdentityFraction, c.Seed, step);
+        var outputs = generator.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source });
+        var fake = outputs[SwapperIO.Output];
+        var mask = outputs[SwapperIO.Mask];
+        bool adversarial = step >= c.AdversarialStartStep && (w.Adversarial > 0 || w.FeatureMatching > 0);
+        var losses = LossNames.ToDictionary(n => n, _ => 0.0);
+
+        if (adversarial)
+        {
+            optD.zero_grad();
+            var real = discriminator.call(new Dictionary<string, Tensor> { ["image"] = batch.Target });
+            var fakeD = discriminator.call(new Dictionary<string, Tensor> { ["image"] = fake.detach() });
+            Tensor lossD = zeros(1);
+            foreach (var key in real.Keys)
+                lossD = lossD.add(nn.functional.relu(real[key].neg().add(1)).mean()).add(nn.functional.relu(fakeD[key].add(1)).mean());
+            lossD.backward();
+            optD.step();
+            losses["discriminator"] = lossD.item<float>();
+        }
+
+        optG.zero_grad();
+        var same = batch.Same;
+        var sameCount = same.sum().clamp_min(1);
+        Tensor SameMean(Tensor perSample) => perSample.mul(same).sum().div(sameCount);
+        var terms = new Dictionary<string, (double Weight, Tensor Value)>
+        {
+            ["reconstruction"] = (w.Reconstruction, SameMean(fake.sub(batch.Target).abs().mean([1, 2, 3]))),
+            ["ssim"] = (w.Ssim, SameMean(ImageMetrics.Ssim(fake, batch.Target).neg().add(1))),
+            ["identity"] = (w.Identity, nn.functional.cosine_similarity(identity.call(fake), batch.Source, 1).neg().add(1).mean()),
+            ["mask"] = (w.Mask, nn.functional.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), batch.FaceMask)),
+            ["background"] = (w.Background, fake.sub(batch.Target).abs().mul(batch.FaceMask.neg().add(1)).mean()),
+        };
+        if (w.Perceptual > 0) terms["perceptual"] = (w.Perceptual, SameMean(perceptual.Distance(fake, batch.Target)));
+        if (adversarial)
+        {
+            var fakeOut = discriminator.Run(new Dictionary<string, Tensor> { ["image"] = fake }, taps);
+            Tensor adv = zeros(1);
+            foreach (var key in discriminator.Graph.Outputs.Select(o => o.Name)) adv = adv.add(fakeOut[key].mean().neg());
+            terms["adversarial"] = (w.Adversarial, adv);
+            // Real features are targets only: no graph through them.
+            Dictionary<string, Tensor> realOut;
+            using (no_grad()) realOut = discriminator.Run(new Dictionary<string, Tensor> { ["image"] = batch.Target }, taps);
+            Tensor fm = zeros(1);
+            foreach (var tap in taps) fm = fm.add(fakeOut[tap].sub(realOut[tap]).abs().mean());
+            terms["feature_matching"] = (w.FeatureMatching, fm.div(taps.Count));
+        }
+        Tensor total = zeros(1);
+        foreach (var (name, (weight, value)) in terms)
+        {
+            if (weight != 0) total = total.add(value.mul(weight));
+            losses[name] = value.item<float>();
+        }
+        if (!float.IsFinite(total.item<float>()))
+            throw new InvalidOperationException($"non-finite loss at step {step} (targets {string.Join(",", batch.TargetIndices)}); lower the learning rate or resume from the last checkpoint");
+        total.backward();
+        optG.step();
+        losses["total"] = total.item<float>();
+        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope(), fake.detach().MoveToOuterDisposeScope(), mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope()];
+        return losses;
+    }
+
+    private void SaveCheckpoint(long step, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
+    {
+        var name = $"step-{step:D6}";
+        var final = Path.Combine(CheckpointsDir, name);
+        var staging = final + ".partial";
+        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        Directory.CreateDirectory(staging);
+        Checkpoint.Save(staging, generator);
+        SafeTensors.Save(Path.Combine(staging, "discriminator.safetensors"), discriminator.state_dict());
+        optG.save_state_dict(Path.Combine(staging, "optimizer_g.bin"));
+        optD.save_state_dict(Path.Combine(staging, "optimizer_d.bin"));
+        File.WriteAllText(Path.Combine(staging, "state.json"), JsonSerializer.Serialize(new { step, seed = _config.Seed }));
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(staging, final);
+        var pointer = Path.Combine(CheckpointsDir, "latest");
+        File.WriteAllText(pointer + ".partial", name);
+        File.Move(pointer + ".partial", pointer, overwrite: true);
+        foreach (var old in Directory.GetDirectories(CheckpointsDir, "step-*").Where(d => !d.EndsWith(".partial")).Order().SkipLast(_config.KeepCheckpoints))
+            Directory.Delete(old, true);
+    }
+
+    private static long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
+    {
+        Checkpoint.LoadWeights(generator, Path.Combine(dir, Checkpoint.WeightsFile));
+        var tensors = SafeTensors.Load(Path.Combine(dir, "discriminator.safetensors"), out _);
+        using (no_grad())
+            foreach (var (name, target) in discriminator.state_dict()) target.copy_(tensors[name]);
+        foreach (var t in tensors.Values) t.Dispose();
+        optG.load_state_dict(Path.Combine(dir, "optimizer_g.bin"));
+        optD.load_state_dict(Path.Combine(dir, "optimizer_d.bin"));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));
+        return doc.RootElement.GetProperty("step").GetInt64();
+    }
+
+    /// <summary>Evaluates a generator on the configured split, plus the untrained and copy-the-target baselines.</summary>
+    public List<SwapMetrics> Evaluate(GraphModule generator, IdentityNetwork identity)
+    {
+        var c = _config;
+        using var data = new FaceSwapData(Resolve(c.Data), c.EvalSplit, c.Resolution);
+        var (targets, sources) = EvaluationPairs(data, c.EvalPairs, c.Seed);
+        torch.manual_seed(c.Seed + 1);
+        using var untrained = new GraphModule(generator.Graph);
+        return
+        [
+            SwapEvaluation.Measure("trained", x => Run(generator, x), data, targets, sources, identity),
+            SwapEvaluation.Measure("untrained", x => Run(untrained, x), data, targets, sources, identity),
+            SwapEvaluation.Measure("copy_target", x => x.Target.alias(), data, targets, sources, identity),
+        ];
+    }
+
+    private static Tensor Run(GraphModule model, SwapBatch batch)
+    {
+        model.eval();
+        return model.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+    }
+
+    /// <summary>Deterministic evaluation pairs: each target once with itself and once with a face of another identity.</summary>
+    public static (int[] Targets, int[] Sources) EvaluationPairs(FaceSwapData data, int pairs, int seed)
+    {
+        var rng = new Random(seed);
+        var targets = Enumerable.Range(0, data.Count).OrderBy(_ => rng.Next()).Take(Math.Min(pairs, data.Count)).ToArray();
+        var sources = targets.Select(t =>
+        {
+            var others = Enumerable.Range(0, data.IdentityCount).Where(i => i != data.IdentityOf(t)).ToList();
+            if (others.Count == 0) return t;
+            var pool = data.FacesOf(others[rng.Next(others.Count)]);
+            return pool[rng.Next(pool.Count)];
+        }).ToArray();
+        return (targets, sources);
+    }
+}
+
+/// <summary>Same-identity reconstruction PSNR/SSIM and cross-identity identity cosine of a swap function.</summary>
+public static class SwapEvaluation
+{
+    public static SwapMetrics Measure(string name, Func<SwapBatch, Tensor> swap, FaceSwapData data, int[] targets, int[] crossSources, IdentityNetwork identity, int batchSize = 16)
+    {
+        double psnr = 0, ssim = 0, idCos = 0, baseCos = 0;
+        using (no_grad())
+        {
+            for (int start = 0; start < targets.Length; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                var t = targets.Skip(start).Take(batchSize).ToArray();
+                var s = crossSources.Skip(start).Take(batchSize).ToArray();
+                using var sameBatch = data.Pairs(t, t);
+                var recon = swap(sameBatch);
+                psnr += ImageMetrics.Psnr(recon, sameBatch.Target).sum().item<float>();
+                ssim += ImageMetrics.Ssim(recon, sameBatch.Target).sum().item<float>();
+                using var crossBatch = data.Pairs(t, s);
+                var swapped = swap(crossBatch);
+                idCos += nn.functional.cosine_similarity(identity.call(swapped), crossBatch.Source, 1).sum().item<float>();
+                baseCos += nn.functional.cosine_similarity(identity.call(crossBatch.Target), crossBatch.Source, 1).sum().item<float>();
+            }
+        }
+        int n = targets.Length;
+        return new SwapMetrics(name, n, psnr / n, ssim / n, idCos / n, baseCos / n);
+    }
+}

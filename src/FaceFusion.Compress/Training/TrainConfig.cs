@@ -1,0 +1,120 @@
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace FaceFusion.Compress.Training;
+
+/// <summary>One resolution phase of progressive training.</summary>
+public sealed class TrainPhase
+{
+    public int Resolution { get; set; }
+    public int Steps { get; set; }
+}
+
+public sealed class OptimizerConfig
+{
+    public double Lr { get; set; } = 2e-4;
+    public double DiscriminatorLr { get; set; } = 2e-4;
+    public double Beta1 { get; set; } = 0.5;
+    public double Beta2 { get; set; } = 0.999;
+}
+
+/// <summary>Weights of the loss terms; 0 switches a term off.</summary>
+public sealed class LossWeights
+{
+    /// <summary>L1 to the target on same-identity pairs.</summary>
+    public double Reconstruction { get; set; } = 10;
+    /// <summary>1 − SSIM to the target on same-identity pairs.</summary>
+    public double Ssim { get; set; } = 1;
+    /// <summary>1 − cos(embed(output), source embedding), all pairs.</summary>
+    public double Identity { get; set; } = 5;
+    /// <summary>Perceptual-network feature distance to the target on same-identity pairs.</summary>
+    public double Perceptual { get; set; } = 1;
+    /// <summary>Hinge adversarial loss of the multi-scale PatchGAN.</summary>
+    public double Adversarial { get; set; } = 0.1;
+    /// <summary>L1 between discriminator features of output and target.</summary>
+    public double FeatureMatching { get; set; } = 1;
+    /// <summary>BCE of the mask head to the landmark face region.</summary>
+    public double Mask { get; set; } = 0.5;
+    /// <summary>L1 to the target outside the face region, all pairs (keeps hair, background, clothes).</summary>
+    public double Background { get; set; } = 5;
+}
+
+/// <summary>A training configuration (`ffc train --config FILE`), YAML with snake_case keys.</summary>
+public sealed class TrainConfig
+{
+    /// <summary>Built-in architecture (teacher, student) or a checkpoint folder to start from.</summary>
+    public string Model { get; set; } = "teacher";
+    /// <summary>The model's resolution (attention placement); phases may train below it.</summary>
+    public int Resolution { get; set; } = 128;
+    public string Data { get; set; } = "datasets/bundled";
+    public string Output { get; set; } = "artifacts/train/teacher-128";
+    public int Seed { get; set; } = 1;
+    public int BatchSize { get; set; } = 8;
+    public double SameIdentityFraction { get; set; } = 0.2;
+    public List<TrainPhase> Phases { get; set; } = [new() { Resolution = 64, Steps = 3000 }, new() { Resolution = 128, Steps = 1500 }];
+    public OptimizerConfig Optimizer { get; set; } = new();
+    public LossWeights LossWeights { get; set; } = new();
+    /// <summary>Steps before the adversarial and feature-matching terms switch on.</summary>
+    public int AdversarialStartStep { get; set; } = 500;
+    public int CheckpointEvery { get; set; } = 200;
+    public int SampleEvery { get; set; } = 200;
+    /// <summary>Pairs of each kind (same identity, cross identity) in the final evaluation on the test split.</summary>
+    public int EvalPairs { get; set; } = 64;
+    /// <summary>Split used for the final evaluation.</summary>
+    public string EvalSplit { get; set; } = "test";
+    /// <summary>Checkpoints kept (older ones are deleted).</summary>
+    public int KeepCheckpoints { get; set; } = 2;
+    /// <summary>CPU threads for TorchSharp; 0 = all cores.</summary>
+    public int Threads { get; set; }
+    /// <summary>Optional VGG16/19 weights (safetensors, torchvision keys) for the perceptual loss; else ResNet18.</summary>
+    public string? VggWeights { get; set; }
+    public string VggKind { get; set; } = "vgg16";
+    /// <summary>Faces of the train split used (all when null): small runs and tests.</summary>
+    public int? TrainLimit { get; set; }
+
+    public int TotalSteps => Phases.Sum(p => p.Steps);
+
+    public TrainPhase PhaseAt(long step)
+    {
+        long start = 0;
+        foreach (var phase in Phases)
+        {
+            if (step < start + phase.Steps) return phase;
+            start += phase.Steps;
+        }
+        return Phases[^1];
+    }
+
+    private static IDeserializer Reader => new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
+    private static ISerializer Writer => new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
+
+    public string ToYaml() => Writer.Serialize(this);
+
+    /// <summary>Reads and validates a config; errors name the file, the line and the key.</summary>
+    public static TrainConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: training config not found", path);
+        TrainConfig config;
+        try { config = Reader.Deserialize<TrainConfig>(File.ReadAllText(path)) ?? new TrainConfig(); }
+        catch (YamlException e)
+        {
+            throw new InvalidDataException($"{path}:{e.Start.Line}: {(e.InnerException ?? e).Message}", e);
+        }
+        config.Validate(path);
+        return config;
+    }
+
+    public void Validate(string source)
+    {
+        void Require(bool ok, string message) { if (!ok) throw new InvalidDataException($"{source}: {message}"); }
+        Require(Phases.Count > 0, "phases: at least one phase is needed");
+        foreach (var p in Phases)
+            Require(p.Resolution >= 32 && p.Resolution % 16 == 0 && p.Steps > 0, $"phases: resolution {p.Resolution} must be a multiple of 16 ≥ 32 with steps > 0");
+        Require(BatchSize >= 1, "batch_size must be at least 1");
+        Require(SameIdentityFraction is >= 0 and <= 1, "same_identity_fraction must be in [0, 1]");
+        Require(CheckpointEvery >= 1 && SampleEvery >= 1, "checkpoint_every and sample_every must be at least 1");
+        Require(Optimizer.Lr > 0 && Optimizer.DiscriminatorLr > 0, "optimizer learning rates must be positive");
+        Require(KeepCheckpoints >= 1, "keep_checkpoints must be at least 1");
+    }
+}
