@@ -22,6 +22,7 @@ build:
 
 ## test: unit and integration tests on tiny networks and the cached bundled assets.
 test: setup
+	@rm -rf "$${TMPDIR:-/tmp}/ffc-tests"
 	@$(DOTNET) test tests/FaceFusion.Compress.Tests/FaceFusion.Compress.Tests.csproj -c $(CONFIG) --no-build \
 	  --logger "console;verbosity=normal" 2>&1 | tee artifacts/test.log; exit $${PIPESTATUS[0]}
 

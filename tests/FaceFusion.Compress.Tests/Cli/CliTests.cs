@@ -48,4 +48,34 @@ public class CliTests
         Assert.NotEqual(0, code);
         Assert.Contains("--sizes", output);
     }
+
+    [Fact]
+    public void Info_Json_HasParamsMacsAndNodes()
+    {
+        var (code, output) = Ffc("info", "student", "--resolution", "64", "--json");
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        var root = doc.RootElement;
+        long parameters = root.GetProperty("params").GetInt64();
+        long macs = root.GetProperty("macs").GetInt64();
+        var nodes = root.GetProperty("nodes").EnumerateArray().ToList();
+        Assert.True(parameters > 0 && macs > 0);
+        Assert.Equal(parameters, nodes.Sum(n => n.GetProperty("params").GetInt64()));
+        Assert.Equal(macs, nodes.Sum(n => n.GetProperty("macs").GetInt64()));
+        Assert.Contains(nodes, n => n.GetProperty("kind").GetString() == "attention_fusion");
+        Assert.All(nodes, n => Assert.False(string.IsNullOrEmpty(n.GetProperty("name").GetString())));
+    }
+
+    [Fact]
+    public void Info_Table_ShowsTheRatioToTheTeacher()
+    {
+        var (code, output) = Ffc("info", "student");
+        Assert.Equal(0, code);
+        Assert.Contains("vs built-in teacher at 128", output);
+        Assert.Contains("total", output);
+        var (bad, message) = Ffc("info", "no-such-model");
+        Assert.NotEqual(0, bad);
+        Assert.Contains("no-such-model", message);
+        Assert.Contains("teacher, student", message);
+    }
 }

@@ -1,0 +1,82 @@
+using System.Globalization;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Training;
+
+namespace FaceFusion.Compress.Tests.Training;
+
+public class TrainerTests
+{
+    private static TrainConfig TinyConfig(string output, string model = "student") => new()
+    {
+        Model = model, Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 3, BatchSize = 4,
+        Phases = [new TrainPhase { Resolution = 32, Steps = 4 }], AdversarialStartStep = 1, CheckpointEvery = 2,
+        SampleEvery = 2, EvalPairs = 4, EvalSplit = "train", Threads = 2,
+    };
+
+    private static List<double[]> Losses(string output) =>
+        File.ReadAllLines(Path.Combine(output, "train_log.csv")).Skip(1)
+            .Select(l => l.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()).ToList();
+
+    [Fact]
+    public void Resume_ContinuesTheSameLossCurve()
+    {
+        var straight = Path.Combine(TestAssets.TempDir(), "straight");
+        new SwapTrainer(TinyConfig(straight), TestAssets.Assets, TestAssets.TempDir()).Train(resume: false);
+
+        var interrupted = Path.Combine(TestAssets.TempDir(), "interrupted");
+        var trainer = new SwapTrainer(TinyConfig(interrupted), TestAssets.Assets, TestAssets.TempDir());
+        Assert.Equal(2, trainer.Train(resume: false, stopAfter: 2));
+        Assert.False(Directory.Exists(trainer.ModelDir));
+        var refused = Assert.Throws<InvalidOperationException>(() => trainer.Train(resume: false));
+        Assert.Contains("--resume", refused.Message);
+        Assert.Equal(4, trainer.Train(resume: true));
+
+        var a = Losses(straight);
+        var b = Losses(interrupted);
+        Assert.Equal(4, a.Count);
+        Assert.Equal(a.Count, b.Count);
+        var columns = SwapTrainer.LogColumns.ToList();
+        foreach (var (rowA, rowB) in a.Zip(b))
+            foreach (var name in columns.Where(c => c.StartsWith("loss_")))
+            {
+                int i = columns.IndexOf(name);
+                Assert.True(Math.Abs(rowA[i] - rowB[i]) <= 1e-4, $"step {rowA[0]} {name}: {rowA[i]} vs {rowB[i]}");
+            }
+        // The adversarial terms were active, so the discriminator and both optimizers were restored too.
+        Assert.True(b[^1][columns.IndexOf("loss_discriminator")] > 0);
+
+        // The trained model reloads from its own files and has metrics with the baselines.
+        using var model = Checkpoint.Load(trainer.ModelDir);
+        Assert.Equal("student", model.Graph.Name);
+        var metrics = File.ReadAllText(Path.Combine(trainer.ModelDir, "metrics.json"));
+        Assert.Contains("copy_target", metrics);
+        Assert.True(File.Exists(Path.Combine(interrupted, "samples", "step-000004.png")));
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(interrupted, "tensorboard"), "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void LogHasTheDocumentedColumns()
+    {
+        Assert.Equal(["step", "epoch", "resolution", "lr", "loss_total", "images_per_s"], SwapTrainer.LogColumns.Take(6));
+        Assert.Contains("loss_identity", SwapTrainer.LogColumns);
+        Assert.Contains("loss_adversarial", SwapTrainer.LogColumns);
+    }
+
+    [Fact]
+    public void Config_ErrorsNameTheFileAndKey()
+    {
+        var dir = TestAssets.TempDir();
+        var path = Path.Combine(dir, "bad.yaml");
+        File.WriteAllText(path, "model: teacher\nbatch_sise: 4\n");
+        var e = Assert.Throws<InvalidDataException>(() => TrainConfig.Load(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("batch_sise", e.Message);
+        File.WriteAllText(path, "phases:\n  - resolution: 40\n    steps: 10\n");
+        var e2 = Assert.Throws<InvalidDataException>(() => TrainConfig.Load(path));
+        Assert.Contains("multiple of 16", e2.Message);
+        var recipe = TrainConfig.Load(Path.Combine(FindRecipes(), "teacher-128.yaml"));
+        Assert.Equal([64, 128], recipe.Phases.Select(p => p.Resolution));
+    }
+
+    private static string FindRecipes() => Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes");
+}
