@@ -19,6 +19,12 @@ app.Configure(config =>
         .WithDescription("Print a model's params and MACs per node and stage (and vs the teacher); --json for scripts.");
     config.AddCommand<TrainCommand>("train")
         .WithDescription("Train a swapper from a YAML config (progressive resolution, checkpoints, --resume, CSV/TensorBoard logs).");
+    config.AddBranch("benchmark", bench =>
+    {
+        bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");
+        bench.AddCommand<BenchmarkTrainCommand>("train")
+            .WithDescription("Training images/s of the teacher and student at 64 and 128 px; writes artifacts/bench/train_speed.csv.");
+    });
     config.AddBranch("data", data =>
     {
         data.SetDescription("Prepare and inspect aligned face datasets (detect, landmarks, align, embed, split).");
