@@ -1,0 +1,363 @@
+using System.Reflection;
+using FaceFusion.Compress.Models.Graph;
+using Google.Protobuf;
+using Onnx;
+using TorchSharp;
+using static TorchSharp.torch;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace FaceFusion.Compress.Export;
+
+/// <summary>Numeric precision of an exported model.</summary>
+public enum ExportPrecision { Fp32, Fp16 }
+
+/// <summary>Options of <see cref="OnnxExporter.Export"/>.</summary>
+public sealed record ExportOptions
+{
+    public ExportPrecision Precision { get; init; } = ExportPrecision.Fp32;
+    /// <summary>Static spatial size of image inputs; the graph's own resolution when null.</summary>
+    public int? Resolution { get; init; }
+    /// <summary>ONNX opset (17 by default; 13–21 accepted).</summary>
+    public int Opset { get; init; } = 17;
+    /// <summary>Fold each BatchNorm into the conv before it (w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β).</summary>
+    public bool FoldBatchNorm { get; init; } = true;
+    /// <summary>Extra metadata_props (source checkpoint, recipe, training data note, …).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>Raised when a graph cannot be exported; the message names the node.</summary>
+public sealed class ExportException(string message) : Exception(message);
+
+/// <summary>
+/// Writes an ONNX ModelProto from a graph description and its TorchSharp weights: BatchNorm folded into convs,
+/// attention fusion as MatMul/Softmax, identity injection as InstanceNormalization + Gemm + Mul/Add, resize as
+/// Resize, a dynamic batch dimension "N". FP16 stores weights and computes in half precision with float32 inputs
+/// and outputs; InstanceNormalization, the attention scores (MatMul → scale → Softmax) and the identity projections
+/// stay float32, where half precision loses accuracy (variance and exponent range).
+/// </summary>
+public sealed class OnnxExporter
+{
+    public const int MinOpset = 13, MaxOpset = 21;
+    private readonly NetworkGraph _graph;
+    private readonly Dictionary<string, Tensor> _state;
+    private readonly ExportOptions _options;
+    private readonly GraphProto _onnx = new();
+    private readonly Dictionary<string, DataType> _types = new();
+    private readonly Dictionary<(string, DataType), string> _casts = new();
+    private readonly Dictionary<string, string> _valueOf = new();
+    private readonly Dictionary<string, TensorShape> _shapes;
+    private int _counter;
+
+    private DataType Compute => _options.Precision == ExportPrecision.Fp16 ? DataType.Float16 : DataType.Float;
+
+    private OnnxExporter(GraphModule model, ExportOptions options)
+    {
+        _graph = model.Graph;
+        _options = options;
+        _state = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().to_type(ScalarType.Float32));
+        int resolution = options.Resolution ?? (_graph.Resolution > 0 ? _graph.Resolution : throw new ExportException($"{_graph.Name}: no resolution given"));
+        _shapes = ShapeInference.Infer(_graph, resolution);
+        foreach (var input in _graph.Inputs)
+            _shapes[input.Name] = input.IsImage ? new TensorShape(input.Channels, resolution, resolution) : new TensorShape(input.Channels, 0, 0);
+    }
+
+    /// <summary>Exports <paramref name="model"/> (its current weights; BN uses running statistics) to a ModelProto.</summary>
+    public static ModelProto Export(GraphModule model, ExportOptions? options = null)
+    {
+        options ??= new ExportOptions();
+        if (options.Opset is < MinOpset or > MaxOpset)
+            throw new ExportException($"opset {options.Opset} is not supported (use {MinOpset}–{MaxOpset}; 17 recommended)");
+        using var scope = NewDisposeScope();
+        return new OnnxExporter(model, options).Build();
+    }
+
+    /// <summary>Exports and writes to <paramref name="path"/> through a temporary file and a rename.</summary>
+    public static ModelProto ExportToFile(GraphModule model, string path, ExportOptions? options = null)
+    {
+        var proto = Export(model, options);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        File.WriteAllBytes(path + ".partial", proto.ToByteArray());
+        File.Move(path + ".partial", path, overwrite: true);
+        return proto;
+    }
+
+    private ModelProto Build()
+    {
+        _onnx.Name = _graph.Name;
+        int resolution = _options.Resolution ?? _graph.Resolution;
+        foreach (var input in _graph.Inputs)
+        {
+            _onnx.Input.Add(ValueInfo(input.Name, DataType.Float, input.IsImage ? [-1, input.Channels, resolution, resolution] : [-1, input.Channels]));
+            _types[input.Name] = DataType.Float;
+            _valueOf[input.Name] = input.Name;
+        }
+        var folded = FoldableBatchNorms();
+        foreach (var node in _graph.Nodes)
+        {
+            if (folded.ContainsKey(node.Name)) continue; // emitted with its conv
+            var bnAfter = folded.FirstOrDefault(kv => kv.Value == node.Name).Key;
+            _valueOf[bnAfter ?? node.Name] = EmitNode(node, bnAfter is null ? null : _graph.Node(bnAfter));
+            if (bnAfter is not null) _valueOf[node.Name] = _valueOf[bnAfter];
+        }
+        foreach (var output in _graph.Outputs)
+        {
+            var value = Ensure(_valueOf[output.Node], DataType.Float);
+            var shape = _shapes[output.Node];
+            Emit("Identity", [value], output.Name);
+            _onnx.Output.Add(ValueInfo(output.Name, DataType.Float, shape.IsImage ? [-1, shape.Channels, shape.Height, shape.Width] : [-1, shape.Channels]));
+        }
+        var model = new ModelProto
+        {
+            IrVersion = 8, ProducerName = "FaceFusion.Compress",
+            ProducerVersion = typeof(OnnxExporter).Assembly.GetName().Version?.ToString(3) ?? "0", Graph = _onnx,
+            DocString = $"{_graph.Name} exported by FaceFusion.Compress ({_options.Precision.ToString().ToLowerInvariant()})",
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = _options.Opset });
+        var meta = new Dictionary<string, string>(_graph.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value))
+        {
+            ["architecture_hash"] = _graph.ArchitectureHash(),
+            ["architecture"] = _graph.Name,
+            ["precision"] = _options.Precision.ToString().ToLowerInvariant(),
+            ["resolution"] = resolution.ToString(),
+            ["toolkit_version"] = typeof(OnnxExporter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
+        };
+        foreach (var (k, v) in _options.Metadata) meta[k] = v;
+        foreach (var (k, v) in meta.OrderBy(kv => kv.Key, StringComparer.Ordinal)) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
+        return model;
+    }
+
+    /// <summary>BatchNorm nodes whose input is a conv read by nothing else: BN name → conv name.</summary>
+    private Dictionary<string, string> FoldableBatchNorms()
+    {
+        var result = new Dictionary<string, string>();
+        if (!_options.FoldBatchNorm) return result;
+        var readers = _graph.Nodes.SelectMany(n => n.Inputs.Select(i => (i, n.Name))).GroupBy(p => p.i).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var bn in _graph.Nodes.Where(n => n.Op == Ops.BatchNorm))
+        {
+            var producer = _graph.Nodes.FirstOrDefault(n => n.Name == bn.Inputs[0]);
+            if (producer?.Op == Ops.Conv && readers.GetValueOrDefault(producer.Name) == 1 && _graph.Outputs.All(o => o.Node != producer.Name))
+                result[bn.Name] = producer.Name;
+        }
+        return result;
+    }
+
+    private string EmitNode(GraphNode node, GraphNode? foldedBn)
+    {
+        string In(int i) => _valueOf[node.Inputs[i]];
+        string At(int i, DataType t) => Ensure(In(i), t);
+        var shape = _shapes[node.Name];
+        var c = Compute;
+        switch (node.Op)
+        {
+            case Ops.Conv:
+            {
+                var w = _state[$"{node.Name}.weight"];
+                var b = node.Bias ? _state[$"{node.Name}.bias"] : zeros(w.shape[0]);
+                if (foldedBn is not null) (w, b) = FoldBatchNorm(w, b, foldedBn);
+                int inC = _shapes[node.Inputs[0]].Channels;
+                var output = Emit("Conv", [At(0, c), Initializer($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(foldedBn?.Name ?? node.Name),
+                    Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
+                    Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", ShapeInference.ConvGroups(node, inC)));
+                return Typed(output, c);
+            }
+            case Ops.BatchNorm:
+                return Typed(Emit("BatchNormalization", [At(0, c), Initializer($"{node.Name}.weight", _state[$"{node.Name}.weight"], c),
+                    Initializer($"{node.Name}.bias", _state[$"{node.Name}.bias"], c), Initializer($"{node.Name}.running_mean", _state[$"{node.Name}.running_mean"], c),
+                    Initializer($"{node.Name}.running_var", _state[$"{node.Name}.running_var"], c)], Fresh(node.Name), Float("epsilon", node.Epsilon > 0 ? node.Epsilon : 1e-5f)), c);
+            case Ops.InstanceNorm:
+                return InstanceNorm(node, In(0), shape.Channels);
+            case Ops.PRelu:
+                return Typed(Emit("PRelu", [At(0, c), Initializer($"{node.Name}.weight", _state[$"{node.Name}.weight"].reshape(-1, 1, 1), c)], Fresh(node.Name)), c);
+            case Ops.Act:
+                return Activation(node, At(0, c));
+            case Ops.Add:
+            {
+                var sum = At(0, c);
+                for (int i = 1; i < node.Inputs.Count; i++) sum = Typed(Emit("Add", [sum, At(i, c)], Fresh(node.Name)), c);
+                return sum;
+            }
+            case Ops.Mul:
+                return Typed(Emit("Mul", [At(0, c), At(1, c)], Fresh(node.Name)), c);
+            case Ops.Concat:
+                return Typed(Emit("Concat", node.Inputs.Select((_, i) => At(i, c)).ToArray(), Fresh(node.Name), Int("axis", 1)), c);
+            case Ops.Resize:
+            {
+                var scales = Constant($"{node.Name}_scales", [1f, 1f, node.Scale, node.Scale], [4]);
+                return Typed(Emit("Resize", [At(0, c), "", scales], Fresh(node.Name), Str("mode", "nearest"),
+                    Str("coordinate_transformation_mode", "asymmetric"), Str("nearest_mode", "floor")), c);
+            }
+            case Ops.GlobalAvgPool:
+                return Typed(Emit("GlobalAveragePool", [At(0, c)], Fresh(node.Name)), c);
+            case Ops.MaxPool:
+                return Typed(Emit("MaxPool", [At(0, c)], Fresh(node.Name), Ints("kernel_shape", node.Kernel, node.Kernel),
+                    Ints("strides", node.Stride, node.Stride), Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding)), c);
+            case Ops.AvgPool:
+                return Typed(Emit("AveragePool", [At(0, c)], Fresh(node.Name), Ints("kernel_shape", node.Kernel, node.Kernel),
+                    Ints("strides", node.Stride, node.Stride), Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("count_include_pad", 0)), c);
+            case Ops.Flatten:
+                return Typed(Emit("Flatten", [At(0, c)], Fresh(node.Name), Int("axis", 1)), c);
+            case Ops.Linear:
+            {
+                var w = _state[$"{node.Name}.weight"];
+                var b = node.Bias ? _state[$"{node.Name}.bias"] : zeros(w.shape[0]);
+                return Typed(Emit("Gemm", [At(0, c), Initializer($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(node.Name), Int("transB", 1)), c);
+            }
+            case Ops.AttentionFusion:
+                return Attention(node, In(0), In(1));
+            case Ops.IdentityInjection:
+                return Injection(node, In(0), In(1), shape.Channels);
+            default:
+                throw new ExportException($"{_graph.Name}: node '{node.Name}' has op '{node.Op}', which the ONNX exporter does not support");
+        }
+    }
+
+    private string Activation(GraphNode node, string x)
+    {
+        var c = Compute;
+        string output = node.Activation switch
+        {
+            Activations.Relu => Emit("Relu", [x], Fresh(node.Name)),
+            Activations.Relu6 => Emit("Clip", [x, Constant($"{node.Name}_min", [0f], [], c), Constant($"{node.Name}_max", [6f], [], c)], Fresh(node.Name)),
+            Activations.LeakyRelu => Emit("LeakyRelu", [x], Fresh(node.Name), Float("alpha", node.Alpha)),
+            Activations.HardSwish => _options.Opset >= 14
+                ? Emit("HardSwish", [x], Fresh(node.Name))
+                : throw new ExportException($"{_graph.Name}: node '{node.Name}' (hardswish) needs opset ≥ 14, export asked for {_options.Opset}"),
+            Activations.HardSigmoid => Emit("HardSigmoid", [x], Fresh(node.Name), Float("alpha", 1f / 6), Float("beta", 0.5f)),
+            Activations.Sigmoid => Emit("Sigmoid", [x], Fresh(node.Name)),
+            Activations.Tanh => Emit("Tanh", [x], Fresh(node.Name)),
+            _ => throw new ExportException($"{_graph.Name}: node '{node.Name}' has activation '{node.Activation}', which the ONNX exporter does not support"),
+        };
+        return Typed(output, c);
+    }
+
+    /// <summary>Instance normalisation without affine parameters, always in float32.</summary>
+    private string InstanceNorm(GraphNode node, string x, int channels) =>
+        Typed(Emit("InstanceNormalization", [Ensure(x, DataType.Float), Constant($"{node.Name}_one", Enumerable.Repeat(1f, channels).ToArray(), [channels]),
+            Constant($"{node.Name}_zero", new float[channels], [channels])], Fresh(node.Name), Float("epsilon", node.Epsilon > 0 ? node.Epsilon : 1e-5f)), DataType.Float);
+
+    /// <summary>AdaIN-style injection: InstanceNorm(x)·(1 + s) + b with [s, b] = Gemm(identity); the "+1" folds into s's bias.</summary>
+    private string Injection(GraphNode node, string x, string identity, int channels)
+    {
+        var w = _state[$"{node.Name}.style.weight"];
+        var b = _state[$"{node.Name}.style.bias"];
+        var normalised = InstanceNorm(node, x, channels);
+        var id = Ensure(identity, DataType.Float);
+        var axes = Constant($"{node.Name}_axes", [2L, 3L]);
+        string Projection(string suffix, Tensor weight, Tensor bias)
+        {
+            var gemm = Emit("Gemm", [id, Initializer($"{node.Name}.{suffix}.weight", weight, DataType.Float), Initializer($"{node.Name}.{suffix}.bias", bias, DataType.Float)], Fresh(node.Name + "_" + suffix), Int("transB", 1));
+            return Emit("Unsqueeze", [gemm, axes], Fresh(node.Name + "_" + suffix));
+        }
+        var scale = Projection("scale", w.narrow(0, 0, channels), b.narrow(0, 0, channels).add(1));
+        var shift = Projection("shift", w.narrow(0, channels, channels), b.narrow(0, channels, channels));
+        var scaled = Emit("Mul", [normalised, scale], Fresh(node.Name));
+        return Typed(Emit("Add", [scaled, shift], Fresh(node.Name)), DataType.Float);
+    }
+
+    /// <summary>Attention fusion: 1×1 projections, scores = qᵀk/√inner, softmax over key positions (float32), γ·(v·attnᵀ) + target.</summary>
+    private string Attention(GraphNode node, string querySource, string target)
+    {
+        var c = Compute;
+        var shape = _shapes[node.Name];
+        int inner = node.InnerChannels;
+        string Project(string part, string input) => Emit("Conv", [Ensure(input, c), Initializer($"{node.Name}.{part}.weight", _state[$"{node.Name}.{part}.weight"], c),
+            Initializer($"{node.Name}.{part}.bias", _state[$"{node.Name}.{part}.bias"], c)], Fresh($"{node.Name}_{part}"), Ints("kernel_shape", 1, 1));
+        string Flat(string input, long channels, string part) => Emit("Reshape", [input, Constant($"{node.Name}_{part}_shape", [0L, channels, -1L])], Fresh($"{node.Name}_{part}"));
+        var q = Flat(Project("query", querySource), inner, "q");
+        var k = Flat(Project("key", target), inner, "k");
+        var v = Flat(Project("value", target), shape.Channels, "v");
+        _types[q] = c; _types[k] = c; _types[v] = c;
+        var qt = Emit("Transpose", [Ensure(q, DataType.Float)], Fresh($"{node.Name}_qt"), Ints("perm", 0, 2, 1));
+        var energy = Emit("MatMul", [qt, Ensure(k, DataType.Float)], Fresh($"{node.Name}_energy"));
+        var scaled = Emit("Mul", [energy, Constant($"{node.Name}_scale", [(float)(1.0 / Math.Sqrt(inner))], [])], Fresh($"{node.Name}_scaled"));
+        var attention = Emit("Softmax", [scaled], Fresh($"{node.Name}_softmax"), Int("axis", -1));
+        var attentionT = Typed(Emit("Transpose", [attention], Fresh($"{node.Name}_at"), Ints("perm", 0, 2, 1)), DataType.Float);
+        var attended = Typed(Emit("MatMul", [Ensure(v, c), Ensure(attentionT, c)], Fresh($"{node.Name}_attended")), c);
+        var spatial = Emit("Reshape", [attended, Constant($"{node.Name}_out_shape", [0L, shape.Channels, shape.Height, shape.Width])], Fresh($"{node.Name}_spatial"));
+        var gamma = Emit("Mul", [spatial, Initializer($"{node.Name}.gamma", _state[$"{node.Name}.gamma"], c)], Fresh($"{node.Name}_gamma"));
+        return Typed(Emit("Add", [gamma, Ensure(target, c)], Fresh(node.Name)), c);
+    }
+
+    private (Tensor W, Tensor B) FoldBatchNorm(Tensor w, Tensor b, GraphNode bn)
+    {
+        var gamma = _state[$"{bn.Name}.weight"];
+        var beta = _state[$"{bn.Name}.bias"];
+        var mean = _state[$"{bn.Name}.running_mean"];
+        var variance = _state[$"{bn.Name}.running_var"];
+        var factor = gamma.div(variance.add(bn.Epsilon > 0 ? bn.Epsilon : 1e-5).sqrt());
+        return (w.mul(factor.view(-1, 1, 1, 1)), b.sub(mean).mul(factor).add(beta));
+    }
+
+    // ---- protobuf helpers ----
+
+    private string Fresh(string hint) => $"{hint}_{_counter++}";
+
+    private string Typed(string value, DataType type) { _types[value] = type; return value; }
+
+    /// <summary>The value in the wanted type, inserting (and caching) a Cast when needed.</summary>
+    private string Ensure(string value, DataType type)
+    {
+        if (!_types.TryGetValue(value, out var have)) have = DataType.Float;
+        if (have == type) return value;
+        if (_casts.TryGetValue((value, type), out var cast)) return cast;
+        cast = Emit("Cast", [value], Fresh(value + (type == DataType.Float16 ? "_f16" : "_f32")), Int("to", (int)type));
+        _types[cast] = type;
+        return _casts[(value, type)] = cast;
+    }
+
+    private string Emit(string op, string[] inputs, string output, params AttributeProto[] attributes)
+    {
+        var n = new NodeProto { OpType = op, Name = output };
+        n.Input.AddRange(inputs);
+        n.Output.Add(output);
+        n.Attribute.AddRange(attributes);
+        _onnx.Node.Add(n);
+        return output;
+    }
+
+    private string Initializer(string name, Tensor value, DataType type)
+    {
+        if (_onnx.Initializer.Any(i => i.Name == name)) return name;
+        var t = new TensorProto { Name = name, DataType = (int)type };
+        t.Dims.AddRange(value.shape);
+        using var typed = value.contiguous().to_type(type == DataType.Float16 ? ScalarType.Float16 : ScalarType.Float32);
+        var bytes = new byte[typed.NumberOfElements * typed.ElementSize];
+        typed.bytes.CopyTo(bytes);
+        t.RawData = ByteString.CopyFrom(bytes);
+        _onnx.Initializer.Add(t);
+        _types[name] = type;
+        return name;
+    }
+
+    private string Constant(string name, float[] values, long[] dims, DataType type = DataType.Float) =>
+        Initializer(name, tensor(values, dims.Length == 0 ? [] : dims), type);
+
+    private string Constant(string name, long[] values)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)DataType.Int64 };
+        t.Dims.Add(values.Length);
+        t.Int64Data.AddRange(values);
+        _onnx.Initializer.Add(t);
+        _types[name] = DataType.Int64;
+        return name;
+    }
+
+    private static ValueInfoProto ValueInfo(string name, DataType type, long[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (var d in dims)
+            shape.Dim.Add(d < 0 ? new TensorShapeProto.Types.Dimension { DimParam = "N" } : new TensorShapeProto.Types.Dimension { DimValue = d });
+        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } } };
+    }
+
+    private static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+    private static AttributeProto Float(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
+    private static AttributeProto Str(string name, string value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(value) };
+    private static AttributeProto Ints(string name, params long[] values)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
+        a.Ints.AddRange(values);
+        return a;
+    }
+}
