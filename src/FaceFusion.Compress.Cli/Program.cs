@@ -19,6 +19,11 @@ app.Configure(config =>
         .WithDescription("Print a model's params and MACs per node and stage (and vs the teacher); --json for scripts.");
     config.AddCommand<TrainCommand>("train")
         .WithDescription("Train a swapper from a YAML config (progressive resolution, checkpoints, --resume, CSV/TensorBoard logs).");
+    config.AddCommand<ExportCommand>("export")
+        .WithDescription("Export a checkpoint to ONNX (fp32, fp16) with FaceFusion's IO names, BN folded, dynamic batch.");
+    config.AddCommand<BenchCommand>("bench")
+        .WithDescription("Validate an ONNX swapper in ONNX Runtime: load time, latency, throughput, parity, PSNR/SSIM, identity, slices; bench.csv + plots.");
+    config.AddCommand<BenchLoadProbeCommand>("bench-load-probe").IsHidden();
     config.AddBranch("benchmark", bench =>
     {
         bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");

@@ -120,6 +120,8 @@ public sealed class OnnxExporter
             ["architecture"] = _graph.Name,
             ["precision"] = _options.Precision.ToString().ToLowerInvariant(),
             ["resolution"] = resolution.ToString(),
+            ["params"] = ModelSummary.Of(_graph, resolution).Params.ToString(),
+            ["macs"] = ModelSummary.Of(_graph, resolution).Macs.ToString(),
             ["toolkit_version"] = typeof(OnnxExporter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
         };
         foreach (var (k, v) in _options.Metadata) meta[k] = v;

@@ -1,0 +1,121 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Reporting;
+using FaceFusion.Compress.Runtime;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FaceFusion.Compress.Cli.Commands;
+
+internal sealed class BenchCommand : Command<BenchCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<MODEL.onnx>")]
+        [Description("An exported swapper (FaceFusion IO: target, source → output[, mask]).")]
+        public string Model { get; init; } = "";
+
+        [CommandOption("--reference <CHECKPOINT>")]
+        [Description("The TorchSharp checkpoint it was exported from: parity PSNR and max abs error.")]
+        public string? Reference { get; init; }
+
+        [CommandOption("--teacher <T.onnx>")]
+        [Description("A teacher ONNX model: PSNR of this model's outputs against the teacher's.")]
+        public string? Teacher { get; init; }
+
+        [CommandOption("--data <SPLIT>")]
+        [Description("Evaluation split of the dataset: test (default), val or train.")]
+        public string Split { get; init; } = "test";
+
+        [CommandOption("--dataset <DIR>")]
+        [Description("Prepared dataset folder. Default datasets/bundled.")]
+        public string? Dataset { get; init; }
+
+        [CommandOption("--threads <N>")]
+        [Description("Intra-op threads. Default: all cores.")]
+        public int Threads { get; init; }
+
+        [CommandOption("--runs <N>")]
+        [Description("Timed batch-1 runs (at least 50). Default 50.")]
+        public int Runs { get; init; } = 50;
+
+        [CommandOption("--pairs <N>")]
+        [Description("Evaluation pairs. Default 64.")]
+        public int Pairs { get; init; } = 64;
+
+        [CommandOption("-o|--output <DIR>")]
+        [Description("Bench folder for bench.csv (appended), slices.csv, plots, bench.md. Default artifacts/bench.")]
+        public string? Output { get; init; }
+
+        public override ValidationResult Validate() =>
+            Split is not ("train" or "val" or "test") ? ValidationResult.Error($"--data '{Split}': use train, val or test") : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var ort = new OrtSettings { IntraOpThreads = settings.Threads };
+        double? freshLoad = MeasureLoadInFreshProcess(settings.Model, settings.Threads);
+        var options = new BenchOptions
+        {
+            ModelPath = settings.Model, Reference = settings.Reference, Teacher = settings.Teacher, Split = settings.Split,
+            DataDir = settings.Dataset ?? Workspace.BundledDataset, Runs = settings.Runs, Pairs = settings.Pairs, Ort = ort, FreshProcessLoadMs = freshLoad,
+        };
+        BenchResult result = null!;
+        AnsiConsole.Status().Start("benchmarking", ctx =>
+        {
+            result = SwapBench.Run(options, AssetPaths.Locate(), new Progress<string>(s => ctx.Status($"benchmarking: {s}")));
+        });
+        var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "bench");
+        var rows = BenchReport.Write(dir, result);
+        string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "—";
+        var table = new Table().Title($"bench ({rows.Count} rows in {Path.Combine(dir, BenchReport.BenchCsv)})")
+            .AddColumns("model", "prec", "R", "GMAC", "MB", "load ms", "p50 ms", "p99 ms", "fps", "b8 fps", "parity dB", "PSNR", "SSIM", "id cos", "percept", "vs T dB", "GMAC/s (peak)");
+        foreach (var r in rows.GroupBy(r => r.Model).Select(g => g.Last()))
+            table.AddRow(r.Model, r.Precision, r.Resolution.ToString(), F(r.Macs / 1e9, "0.000"), F(r.FileBytes / 1048576.0, "0.00"), F(r.LoadMs, "0.0"),
+                F(r.P50Ms, "0.00"), F(r.P99Ms, "0.00"), F(r.Fps, "0.0"), F(r.Batch8Fps, "0.0"), F(r.ParityPsnrDb, "0.0"), F(r.PsnrDb, "0.00"),
+                F(r.Ssim, "0.000"), F(r.IdCosine, "0.000"), F(r.PerceptualDistance, "0.000"), F(r.PsnrVsTeacherDb, "0.00"), $"{F(r.AchievedGmacs, "0.0")} ({F(r.MachinePeakGmacs, "0")})");
+        AnsiConsole.Write(table);
+        var slices = new Table().Title($"slices of {result.Row.Model}").AddColumns("slice", "count", "PSNR dB", "SSIM", "id cos");
+        foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
+        AnsiConsole.Write(slices);
+        AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(dir, BenchReport.BenchMarkdown)}");
+        return 0;
+    }
+
+    /// <summary>Runs `ffc bench-load-probe` in a new process: the first session of a fresh process, file in the page cache.</summary>
+    private static double? MeasureLoadInFreshProcess(string model, int threads)
+    {
+        if (!File.Exists(model)) throw new FileNotFoundException($"{model}: model file not found", model);
+        var self = Environment.GetCommandLineArgs()[0];
+        var psi = self.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? new ProcessStartInfo("dotnet") : new ProcessStartInfo(Environment.ProcessPath!);
+        if (self.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(self);
+        foreach (var a in new[] { "bench-load-probe", model, "--threads", threads.ToString(CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+        psi.RedirectStandardOutput = true; psi.RedirectStandardError = true; psi.UseShellExecute = false;
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("load_ms="));
+        if (p.ExitCode != 0 || line is null) throw new InvalidDataException($"{model}: cannot load in ONNX Runtime ({error.Trim()})");
+        return double.Parse(line["load_ms=".Length..], CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>Hidden helper of `ffc bench`: prints the time to create the first session of this process.</summary>
+internal sealed class BenchLoadProbeCommand : Command<BenchLoadProbeCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<MODEL.onnx>")] public string Model { get; init; } = "";
+        [CommandOption("--threads <N>")] public int Threads { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var ms = SwapBench.MeasureLoadMs(settings.Model, new OrtSettings { IntraOpThreads = settings.Threads });
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_ms={ms:0.###}"));
+        return 0;
+    }
+}

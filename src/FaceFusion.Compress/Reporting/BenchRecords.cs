@@ -1,0 +1,78 @@
+using CsvHelper;
+
+namespace FaceFusion.Compress.Reporting;
+
+/// <summary>One row of `bench.csv`: one benchmarked model. Column names are an interface: only ever extend them.</summary>
+[CsvRecord]
+public sealed partial class BenchRow
+{
+    [CsvColumn("model")] public string Model { get; set; } = "";
+    [CsvColumn("precision")] public string Precision { get; set; } = "";
+    [CsvColumn("resolution")] public int Resolution { get; set; }
+    [CsvColumn("params")] public long Params { get; set; }
+    [CsvColumn("macs")] public long Macs { get; set; }
+    [CsvColumn("file_bytes")] public long FileBytes { get; set; }
+    [CsvColumn("load_ms")] public double LoadMs { get; set; }
+    [CsvColumn("p50_ms")] public double P50Ms { get; set; }
+    [CsvColumn("p90_ms")] public double P90Ms { get; set; }
+    [CsvColumn("p95_ms")] public double P95Ms { get; set; }
+    [CsvColumn("p99_ms")] public double P99Ms { get; set; }
+    [CsvColumn("fps")] public double Fps { get; set; }
+    [CsvColumn("batch8_fps")] public double Batch8Fps { get; set; }
+    [CsvColumn("parity_psnr_db")] public double? ParityPsnrDb { get; set; }
+    [CsvColumn("max_abs_err")] public double? MaxAbsErr { get; set; }
+    [CsvColumn("psnr_db")] public double PsnrDb { get; set; }
+    [CsvColumn("ssim")] public double Ssim { get; set; }
+    [CsvColumn("id_cosine")] public double IdCosine { get; set; }
+    [CsvColumn("perceptual_distance")] public double PerceptualDistance { get; set; }
+    [CsvColumn("psnr_vs_teacher_db")] public double? PsnrVsTeacherDb { get; set; }
+    [CsvColumn("threads")] public int Threads { get; set; }
+    [CsvColumn("provider")] public string Provider { get; set; } = "";
+    [CsvColumn("machine_peak_gmacs")] public double MachinePeakGmacs { get; set; }
+    [CsvColumn("achieved_gmacs")] public double AchievedGmacs { get; set; }
+    [CsvColumn("peak_rss_mb")] public double PeakRssMb { get; set; }
+    // Extensions after the documented columns.
+    [CsvColumn("graph_optimization")] public string GraphOptimization { get; set; } = "";
+    [CsvColumn("load_in_fresh_process")] public bool LoadInFreshProcess { get; set; }
+    [CsvColumn("pairs")] public int Pairs { get; set; }
+    [CsvColumn("split")] public string Split { get; set; } = "";
+    [CsvColumn("timestamp_utc")] public string TimestampUtc { get; set; } = "";
+}
+
+/// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>
+[CsvRecord]
+public sealed partial class SliceRow
+{
+    [CsvColumn("model")] public string Model { get; set; } = "";
+    [CsvColumn("slice")] public string Slice { get; set; } = "";
+    [CsvColumn("count")] public int Count { get; set; }
+    [CsvColumn("psnr_db")] public double? PsnrDb { get; set; }
+    [CsvColumn("ssim")] public double? Ssim { get; set; }
+    [CsvColumn("id_cosine")] public double? IdCosine { get; set; }
+}
+
+/// <summary>Appends CsvHelper records to a CSV, writing the header only when the file is new.</summary>
+public static class CsvAppend
+{
+    public static void Append<T>(string path, IEnumerable<T> rows)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        bool exists = File.Exists(path) && new FileInfo(path).Length > 0;
+        if (exists)
+        {
+            // Refuse to mix column sets: an older file with other columns is renamed aside, not corrupted.
+            using var probe = new StringWriter();
+            using (var w = CsvWriter.Create(probe)) w.WriteRecords(Array.Empty<T>());
+            var header = probe.ToString().Split('\n')[0].TrimEnd('\r');
+            var existing = File.ReadLines(path).First();
+            if (header.Length > 0 && existing != header)
+            {
+                File.Move(path, path + $".old-{DateTime.UtcNow:yyyyMMddHHmmss}");
+                exists = false;
+            }
+        }
+        using var writer = new StreamWriter(path, append: true);
+        using var csv = CsvWriter.Create(writer, new CsvWriterOptions { HasHeader = !exists });
+        csv.WriteRecords(rows);
+    }
+}

@@ -1,0 +1,259 @@
+using System.Diagnostics;
+using System.Globalization;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Imaging;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Runtime;
+using FaceFusion.Compress.Training;
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace FaceFusion.Compress.Reporting;
+
+/// <summary>Options of `ffc bench`.</summary>
+public sealed record BenchOptions
+{
+    public required string ModelPath { get; init; }
+    /// <summary>TorchSharp checkpoint the ONNX model came from (parity).</summary>
+    public string? Reference { get; init; }
+    /// <summary>Teacher ONNX model (PSNR of this model's outputs against the teacher's).</summary>
+    public string? Teacher { get; init; }
+    public required string DataDir { get; init; }
+    public string Split { get; init; } = Splits.Test;
+    public int Runs { get; init; } = 50;
+    public int Pairs { get; init; } = 64;
+    public OrtSettings Ort { get; init; } = new();
+    /// <summary>Session load time measured in a fresh process by the caller; measured here (second session of this process) when null.</summary>
+    public double? FreshProcessLoadMs { get; init; }
+    public int Seed { get; init; } = 1;
+}
+
+/// <summary>Everything one bench run measured.</summary>
+public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, IReadOnlyList<double> LatenciesMs);
+
+/// <summary>
+/// Validates a deployable swapper in ONNX Runtime: load time, latency percentiles, throughput, achieved vs peak
+/// GMAC/s, parity with its TorchSharp source, reconstruction PSNR/SSIM, identity cosine (embedder through ORT),
+/// an LPIPS-like perceptual distance, PSNR against a teacher, and quality slices (profile, low light, occlusion,
+/// unseen identities).
+/// </summary>
+public static class SwapBench
+{
+    /// <summary>Creates the first session of a model and returns milliseconds; the file is read once first so it is in the page cache.</summary>
+    public static double MeasureLoadMs(string path, OrtSettings settings)
+    {
+        _ = File.ReadAllBytes(path);
+        OrtSessions.EnsureEnvironment();
+        var watch = Stopwatch.StartNew();
+        using var session = OrtSessions.Open(path, settings);
+        return watch.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>GMAC/s of a 1024×1024×1024 float32 MatMul in ONNX Runtime with the same settings: the machine's practical peak.</summary>
+    public static double MeasurePeakGmacs(OrtSettings settings, int n = 1024, int runs = 10)
+    {
+        var graph = new Onnx.GraphProto { Name = "peak" };
+        var node = new Onnx.NodeProto { OpType = "MatMul", Name = "mm" };
+        node.Input.Add("a"); node.Input.Add("b"); node.Output.Add("c");
+        graph.Node.Add(node);
+        Onnx.ValueInfoProto Info(string name)
+        {
+            var shape = new Onnx.TensorShapeProto();
+            shape.Dim.Add(new Onnx.TensorShapeProto.Types.Dimension { DimValue = n });
+            shape.Dim.Add(new Onnx.TensorShapeProto.Types.Dimension { DimValue = n });
+            return new Onnx.ValueInfoProto { Name = name, Type = new Onnx.TypeProto { TensorType = new Onnx.TypeProto.Types.Tensor { ElemType = 1, Shape = shape } } };
+        }
+        graph.Input.Add(Info("a")); graph.Input.Add(Info("b")); graph.Output.Add(Info("c"));
+        var model = new Onnx.ModelProto { IrVersion = 8, Graph = graph };
+        model.OpsetImport.Add(new Onnx.OperatorSetIdProto { Version = 17 });
+        OrtSessions.EnsureEnvironment();
+        using var options = OrtSessions.CreateOptions(settings);
+        using var session = new InferenceSession(model.ToByteArray(), options);
+        var rng = new Random(1);
+        var data = Enumerable.Range(0, n * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var inputs = new[] { NamedOnnxValue.CreateFromTensor("a", new DenseTensor<float>(data, [n, n])), NamedOnnxValue.CreateFromTensor("b", new DenseTensor<float>(data, [n, n])) };
+        session.Run(inputs).Dispose();
+        var best = double.MaxValue;
+        for (int i = 0; i < runs; i++)
+        {
+            var w = Stopwatch.StartNew();
+            session.Run(inputs).Dispose();
+            best = Math.Min(best, w.Elapsed.TotalSeconds);
+        }
+        return (double)n * n * n / best / 1e9;
+    }
+
+    public static BenchResult Run(BenchOptions o, AssetPaths assets, IProgress<string>? status = null)
+    {
+        var file = new FileInfo(o.ModelPath);
+        if (!file.Exists) throw new FileNotFoundException($"{o.ModelPath}: model file not found", o.ModelPath);
+        double loadMs = o.FreshProcessLoadMs ?? MeasureLoadMs(o.ModelPath, o.Ort);
+        using var swapper = new OrtSwapper(o.ModelPath, o.Ort);
+        int r = swapper.Resolution;
+        var meta = swapper.Metadata;
+        long parameters = meta.TryGetValue("params", out var ps) ? long.Parse(ps, CultureInfo.InvariantCulture) : 0;
+        long macs = meta.TryGetValue("macs", out var ms) ? long.Parse(ms, CultureInfo.InvariantCulture) : 0;
+        if (o.Reference is not null && (parameters == 0 || macs == 0))
+        {
+            var summary = ModelSummary.Of(Checkpoint.LoadGraph(o.Reference), r);
+            (parameters, macs) = (summary.Params, summary.Macs);
+        }
+
+        status?.Report("latency");
+        var rng = new Random(o.Seed);
+        float[] RandomValues(int count, float scale) => Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
+        var target1 = RandomValues(3 * r * r, 1f);
+        var source1 = IdentityEmbedder.Normalize(RandomValues(512, 1f));
+        for (int i = 0; i < 5; i++) swapper.Run(target1, source1, 1);
+        var latencies = new List<double>();
+        for (int i = 0; i < Math.Max(50, o.Runs); i++)
+        {
+            var w = Stopwatch.StartNew();
+            swapper.Run(target1, source1, 1);
+            latencies.Add(w.Elapsed.TotalMilliseconds);
+        }
+        var target8 = Enumerable.Range(0, 8).SelectMany(_ => target1).ToArray();
+        var source8 = Enumerable.Range(0, 8).SelectMany(_ => source1).ToArray();
+        swapper.Run(target8, source8, 8);
+        var w8 = Stopwatch.StartNew();
+        const int batchRuns = 5;
+        for (int i = 0; i < batchRuns; i++) swapper.Run(target8, source8, 8);
+        double batch8Fps = 8.0 * batchRuns / w8.Elapsed.TotalSeconds;
+        status?.Report("machine peak");
+        double peak = MeasurePeakGmacs(o.Ort);
+        double p50 = Percentile(latencies, 50);
+
+        status?.Report("quality");
+        using var data = new FaceSwapData(o.DataDir, o.Split, r);
+        var (targets, sources) = SwapTrainer.EvaluationPairs(data, o.Pairs, o.Seed);
+        using var embedder = new IdentityEmbedder(assets.IdentityEmbedder, o.Ort);
+        using var perceptual = PerceptualNetwork.ResNet18(assets.ResNet18, assets.ResNetPreprocess);
+        using var reference = o.Reference is null ? null : Checkpoint.Load(o.Reference);
+        reference?.eval();
+        using var teacher = o.Teacher is null ? null : new OrtSwapper(o.Teacher, o.Ort);
+        if (teacher is not null && teacher.Resolution != r)
+            throw new InvalidDataException($"{o.Teacher}: teacher runs at {teacher.Resolution} px, the model at {r} px; export both at one resolution");
+
+        var quality = Measure(swapper, data, targets, targets, sources, embedder, perceptual, reference, teacher, Transform.None);
+        var slices = new List<SliceRow> { Slice("all", quality) };
+        var profile = targets.Where(t => Math.Abs(data.Records[t].YawDegrees) > 25).ToArray();
+        slices.Add(Slice("profile", profile.Length == 0 ? null : Measure(swapper, data, profile, profile, sources.Where((_, i) => profile.Contains(targets[i])).ToArray(), embedder, null, null, null, Transform.None)));
+        slices.Add(Slice("low_light", Measure(swapper, data, targets, targets, sources, embedder, null, null, null, Transform.LowLight)));
+        slices.Add(Slice("occlusion", Measure(swapper, data, targets, targets, sources, embedder, null, null, null, Transform.Occlusion)));
+        var unseen = targets.Where(t => data.Records[t].Frame < 0 && data.Records[t].Identity is not ("franck" or "cap-man")).ToArray();
+        slices.Add(Slice("unseen_identity", unseen.Length == 0 ? null : Measure(swapper, data, unseen, unseen, sources.Where((_, i) => unseen.Contains(targets[i])).ToArray(), embedder, null, null, null, Transform.None)));
+        var name = Path.GetFileNameWithoutExtension(o.ModelPath);
+        foreach (var s in slices) s.Model = name;
+
+        using var process = Process.GetCurrentProcess();
+        var row = new BenchRow
+        {
+            Model = name, Precision = meta.GetValueOrDefault("precision", "fp32"), Resolution = r, Params = parameters, Macs = macs,
+            FileBytes = file.Length, LoadMs = loadMs, P50Ms = p50, P90Ms = Percentile(latencies, 90), P95Ms = Percentile(latencies, 95),
+            P99Ms = Percentile(latencies, 99), Fps = 1000.0 / p50, Batch8Fps = batch8Fps,
+            ParityPsnrDb = quality.ParityPsnr, MaxAbsErr = quality.MaxAbsErr, PsnrDb = quality.Psnr, Ssim = quality.Ssim,
+            IdCosine = quality.IdCosine, PerceptualDistance = quality.Perceptual ?? double.NaN, PsnrVsTeacherDb = quality.PsnrVsTeacher,
+            Threads = o.Ort.EffectiveThreads, Provider = "CPUExecutionProvider", MachinePeakGmacs = peak,
+            AchievedGmacs = macs / 1e9 * (1000.0 / p50), PeakRssMb = process.PeakWorkingSet64 / 1024.0 / 1024.0,
+            GraphOptimization = o.Ort.OptimizationLevel.ToString(), LoadInFreshProcess = o.FreshProcessLoadMs is not null,
+            Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+        };
+        return new BenchResult(row, slices, latencies);
+    }
+
+    private static SliceRow Slice(string name, Quality? q) => new()
+    {
+        Slice = name, Count = q?.Count ?? 0, PsnrDb = q?.Psnr, Ssim = q?.Ssim, IdCosine = q?.IdCosine,
+    };
+
+    private enum Transform { None, LowLight, Occlusion }
+
+    private sealed record Quality(int Count, double Psnr, double Ssim, double IdCosine, double? Perceptual, double? ParityPsnr, double? MaxAbsErr, double? PsnrVsTeacher);
+
+    /// <summary>Same-identity reconstructions of <paramref name="recon"/> and cross-identity swaps of (targets, sources).</summary>
+    private static Quality Measure(OrtSwapper swapper, FaceSwapData data, int[] recon, int[] targets, int[] sources, IdentityEmbedder embedder,
+        PerceptualNetwork? perceptual, GraphModule? reference, OrtSwapper? teacher, Transform transform)
+    {
+        int r = swapper.Resolution;
+        double psnr = 0, ssim = 0, idCos = 0, perceptualSum = 0, parityMse = 0, maxAbs = 0, teacherPsnr = 0;
+        const int batch = 8;
+        var toEmbedder = FaceTemplates.CropToCrop(FaceTemplates.Arcface128, r, FaceTemplates.Arcface112V2, IdentityEmbedder.CropSize);
+        for (int start = 0; start < targets.Length; start += batch)
+        {
+            using var scope = NewDisposeScope();
+            var t = targets.Skip(start).Take(batch).ToArray();
+            var s = sources.Skip(start).Take(batch).ToArray();
+            using var same = data.Pairs(t, t);
+            using var cross = data.Pairs(t, s);
+            var input = Apply(same.Target, transform);
+            var inputValues = input.contiguous().data<float>().ToArray();
+            var (reconOut, _) = swapper.Run(inputValues, same.Source.contiguous().data<float>().ToArray(), t.Length);
+            var reconTensor = tensor(reconOut, [t.Length, 3, r, r]);
+            psnr += ImageMetrics.Psnr(reconTensor, input).sum().item<float>();
+            ssim += ImageMetrics.Ssim(reconTensor, input).sum().item<float>();
+            if (perceptual is not null) using (no_grad()) perceptualSum += perceptual.Distance(reconTensor, input).sum().item<float>();
+            if (reference is not null)
+            {
+                using (no_grad())
+                {
+                    var expected = reference.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = input, [SwapperIO.Source] = same.Source })[SwapperIO.Output];
+                    parityMse += expected.sub(reconTensor).pow(2).mean([1, 2, 3]).sum().item<float>();
+                    maxAbs = Math.Max(maxAbs, expected.sub(reconTensor).abs().max().item<float>());
+                }
+            }
+            if (teacher is not null)
+            {
+                var (teacherOut, _) = teacher.Run(inputValues, same.Source.contiguous().data<float>().ToArray(), t.Length);
+                teacherPsnr += ImageMetrics.Psnr(reconTensor, tensor(teacherOut, [t.Length, 3, r, r])).sum().item<float>();
+            }
+            var crossInput = Apply(cross.Target, transform);
+            var sourceValues = cross.Source.contiguous().data<float>().ToArray();
+            var (swapOut, _) = swapper.Run(crossInput.contiguous().data<float>().ToArray(), sourceValues, t.Length);
+            var swapTensor = tensor(swapOut, [t.Length, 3, r, r]);
+            for (int i = 0; i < t.Length; i++)
+            {
+                var crop112 = ImageGrid.ToImage(swapTensor[i]).WarpAffine(toEmbedder, IdentityEmbedder.CropSize, IdentityEmbedder.CropSize);
+                idCos += IdentityEmbedder.Cosine(embedder.EmbedCrop(crop112), sourceValues.AsSpan(i * 512, 512));
+            }
+        }
+        int n = targets.Length;
+        double? parity = reference is null ? null : 10 * Math.Log10(4.0 / Math.Max(parityMse / n, 1e-20));
+        return new Quality(n, psnr / n, ssim / n, idCos / n, perceptual is null ? null : perceptualSum / n, parity, reference is null ? null : maxAbs,
+            teacher is null ? null : teacherPsnr / n);
+    }
+
+    /// <summary>Low light: intensities scaled by 0.35 on [0,1]. Occlusion: a mid-grey box over the mouth and chin.</summary>
+    private static Tensor Apply(Tensor images, Transform transform)
+    {
+        switch (transform)
+        {
+            case Transform.LowLight:
+                return images.add(1).mul(0.35).sub(1);
+            case Transform.Occlusion:
+            {
+                var copy = images.clone();
+                long r = images.shape[3];
+                copy[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(r * 62 / 100, r * 90 / 100), TensorIndex.Slice(r * 30 / 100, r * 70 / 100)] = tensor(0f);
+                return copy;
+            }
+            default:
+                return images;
+        }
+    }
+
+    public static double Percentile(IReadOnlyList<double> values, double p)
+    {
+        var sorted = values.Order().ToArray();
+        double rank = p / 100 * (sorted.Length - 1);
+        int lo = (int)Math.Floor(rank), hi = (int)Math.Ceiling(rank);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+    }
+}
