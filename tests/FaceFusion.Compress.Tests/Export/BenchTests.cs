@@ -1,0 +1,80 @@
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Reporting;
+using FaceFusion.Compress.Runtime;
+
+namespace FaceFusion.Compress.Tests.Export;
+
+public class BenchTests
+{
+    public static readonly string[] DocumentedColumns =
+    [
+        "model", "precision", "resolution", "params", "macs", "file_bytes", "load_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "fps",
+        "batch8_fps", "parity_psnr_db", "max_abs_err", "psnr_db", "ssim", "id_cosine", "perceptual_distance", "psnr_vs_teacher_db",
+        "threads", "provider", "machine_peak_gmacs", "achieved_gmacs", "peak_rss_mb",
+    ];
+
+    [Fact]
+    public void Bench_WritesTheDocumentedColumnsWithSaneValues()
+    {
+        var dir = TestAssets.TempDir();
+        var checkpoint = Path.Combine(dir, "student");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32)))
+        {
+            Checkpoint.Save(checkpoint, model);
+            OnnxExporter.ExportToFile(model, Path.Combine(dir, "student.onnx"));
+            OnnxExporter.ExportToFile(model, Path.Combine(dir, "student-fp16.onnx"), new ExportOptions { Precision = ExportPrecision.Fp16 });
+        }
+        var options = new BenchOptions
+        {
+            ModelPath = Path.Combine(dir, "student.onnx"), Reference = checkpoint, Teacher = Path.Combine(dir, "student-fp16.onnx"),
+            DataDir = TinyDataset.Path, Split = "train", Pairs = 4, Runs = 50, Ort = new OrtSettings { IntraOpThreads = 2 },
+        };
+        var result = SwapBench.Run(options, TestAssets.Assets);
+        var outDir = Path.Combine(dir, "bench");
+        BenchReport.Write(outDir, result);
+        BenchReport.Write(outDir, SwapBench.Run(options with { ModelPath = Path.Combine(dir, "student-fp16.onnx"), Teacher = null }, TestAssets.Assets));
+
+        var lines = File.ReadAllLines(Path.Combine(outDir, BenchReport.BenchCsv));
+        Assert.Equal(DocumentedColumns, lines[0].Split(',').Take(DocumentedColumns.Length));
+        Assert.Equal(3, lines.Length); // header + one row per run, appended
+        var row = result.Row;
+        Assert.Equal("student", row.Model);
+        Assert.Equal("fp32", row.Precision);
+        Assert.Equal(32, row.Resolution);
+        Assert.Equal(new FileInfo(options.ModelPath).Length, row.FileBytes);
+        Assert.True(row.Params > 0 && row.Macs > 0);
+        Assert.True(row.LoadMs > 0);
+        Assert.True(row.P50Ms > 0 && row.P50Ms <= row.P90Ms && row.P90Ms <= row.P95Ms && row.P95Ms <= row.P99Ms);
+        Assert.Equal(1000 / row.P50Ms, row.Fps, 6);
+        Assert.True(row.Batch8Fps > 0);
+        Assert.True(row.ParityPsnrDb >= 60, $"parity {row.ParityPsnrDb}");
+        Assert.True(row.MaxAbsErr < 1e-3);
+        Assert.InRange(row.PsnrDb, 0, 100);
+        Assert.InRange(row.Ssim, -1, 1);
+        Assert.InRange(row.IdCosine, -1, 1);
+        Assert.True(row.PerceptualDistance > 0);
+        Assert.True(row.PsnrVsTeacherDb >= 35, $"fp32 vs fp16 copy {row.PsnrVsTeacherDb}");
+        Assert.True(row.MachinePeakGmacs > row.AchievedGmacs && row.AchievedGmacs > 0);
+        Assert.Equal(2, row.Threads);
+        Assert.Equal("CPUExecutionProvider", row.Provider);
+        Assert.True(row.PeakRssMb > 10);
+
+        var slices = File.ReadAllLines(Path.Combine(outDir, BenchReport.SlicesCsv));
+        Assert.Equal("model,slice,count,psnr_db,ssim,id_cosine", slices[0]);
+        Assert.Contains(slices, l => l.StartsWith("student,low_light,4,"));
+        Assert.Contains(slices, l => l.StartsWith("student,occlusion,4,"));
+        Assert.True(File.Exists(Path.Combine(outDir, BenchReport.QualityPlot)));
+        Assert.True(File.Exists(Path.Combine(outDir, BenchReport.LatencyPlot("student"))));
+        Assert.Contains("student-fp16", File.ReadAllText(Path.Combine(outDir, BenchReport.BenchMarkdown)));
+    }
+
+    [Fact]
+    public void Bench_RefusesANonSwapperModel()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => new OrtSwapper(TestAssets.Assets.IdentityEmbedder));
+        Assert.Contains("not a face swapper", e.Message);
+        Assert.Contains("fr_feature.onnx", e.Message);
+    }
+}
