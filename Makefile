@@ -26,10 +26,9 @@ test: setup
 	@$(DOTNET) test tests/FaceFusion.Compress.Tests/FaceFusion.Compress.Tests.csproj -c $(CONFIG) --no-build \
 	  --logger "console;verbosity=normal" 2>&1 | tee artifacts/test.log; exit $${PIPESTATUS[0]}
 
-## demo: the main job on the bundled data (at this stage: prepare the face dataset and print its summary).
+## demo: the main job on the bundled data: prepare faces, train (or reuse) teacher and student, export, benchmark.
 demo: setup
-	@$(FFC) data prepare
-	@$(FFC) data stats
+	@bash scripts/demo.sh
 
 ## pack: the ffc command as a dotnet tool package under artifacts/pack.
 pack: setup

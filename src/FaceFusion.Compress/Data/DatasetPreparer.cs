@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Imaging;
+using FaceFusion.Compress.Runtime;
 
 namespace FaceFusion.Compress.Data;
 
@@ -52,9 +53,11 @@ public sealed class DatasetPreparer : IDisposable
     public DatasetPreparer(AssetPaths assets)
     {
         _assets = assets;
-        _detector = new FaceDetector(assets.Detector);
-        _landmarks = new LandmarkDetector(assets.Landmarks);
-        _embedder = new IdentityEmbedder(assets.IdentityEmbedder);
+        // One ONNX Runtime thread per session: frames are processed in parallel instead (better use of small models).
+        var single = new OrtSettings { IntraOpThreads = 1 };
+        _detector = new FaceDetector(assets.Detector, single);
+        _landmarks = new LandmarkDetector(assets.Landmarks, single);
+        _embedder = new IdentityEmbedder(assets.IdentityEmbedder, single);
     }
 
     /// <summary>The bundled media of `make setup`: the three videos and the still photos.</summary>
@@ -168,17 +171,34 @@ public sealed class DatasetPreparer : IDisposable
             {
                 if (source.IsVideo)
                 {
+                    // Decode on this thread, analyse frames in parallel chunks, commit in frame order.
+                    var chunk = new List<(int Index, RgbImage Frame, string Split)>();
+                    void Flush()
+                    {
+                        var analysed = new FaceAnalysis?[chunk.Count];
+                        Parallel.For(0, chunk.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, k =>
+                        {
+                            var faces = _detector.Detect(chunk[k].Frame);
+                            analysed[k] = faces.Count == 0 ? null : Analyse(chunk[k].Frame, LargestFace(faces), options.CropSizes);
+                        });
+                        for (int k = 0; k < chunk.Count; k++)
+                        {
+                            if (analysed[k] is null) rejects.Add((source.Path, chunk[k].Index, "no face detected"));
+                            else Commit(analysed[k]!, source, source.Identity!, chunk[k].Index, chunk[k].Split, $"{fileTag}-f{chunk[k].Index:D5}");
+                        }
+                        chunk.Clear();
+                        progress?.Report(new(source.Path, si, sources.Count, records.Count, framesDone, framesTotal));
+                    }
                     foreach (var (index, frame) in VideoReader.ReadFrames(source.Path))
                     {
                         if (index % options.FrameStep != 0) continue;
                         framesDone++;
                         var split = options.Splits.ForVideoFrame(index, source.BlockOffset);
                         if (split is null) continue; // guard frame between splits
-                        var faces = _detector.Detect(frame);
-                        if (faces.Count == 0) { rejects.Add((source.Path, index, "no face detected")); }
-                        else AddFace(frame, LargestFace(faces), source, source.Identity!, index, split, $"{fileTag}-f{index:D5}");
-                        if (framesDone % 25 == 0) progress?.Report(new(source.Path, si, sources.Count, records.Count, framesDone, framesTotal));
+                        chunk.Add((index, frame, split));
+                        if (chunk.Count == 16) Flush();
                     }
+                    Flush();
                 }
                 else
                 {
@@ -220,33 +240,51 @@ public sealed class DatasetPreparer : IDisposable
         WriteSummary(Path.Combine(dir, SummaryFileName), records, rejects.Count, options, fingerprint);
         return new PrepareResult(dir, records.Count, rejects.Count, false, warnings);
 
-        void AddFace(RgbImage image, FaceBox box, DatasetSource source, string identity, int frame, string split, string id)
+        void AddFace(RgbImage image, FaceBox box, DatasetSource source, string identity, int frame, string split, string id) =>
+            Commit(Analyse(image, box, options.CropSizes), source, identity, frame, split, id);
+
+        void Commit(FaceAnalysis face, DatasetSource source, string identity, int frame, string split, string id)
         {
-            var points68 = _landmarks.Detect(image, box);
-            var five = FaceTemplates.FivePointsFrom68(points68);
-            var embedding = _embedder.Embed(image, five);
-            Affine2D? reference = null;
-            RgbImage? refCrop = null;
-            foreach (var size in options.CropSizes)
+            for (int k = 0; k < options.CropSizes.Length; k++)
             {
-                var transform = FaceTemplates.AlignmentTransform(five, FaceTemplates.Arcface128, size);
-                var crop = image.WarpAffine(transform, size, size);
-                crop.SavePng(Path.Combine(dir, "crops", size.ToString(CultureInfo.InvariantCulture), id + ".png"));
-                if (size == refSize) { reference = transform; refCrop = crop; }
+                var path = Path.Combine(dir, "crops", options.CropSizes[k].ToString(CultureInfo.InvariantCulture), id + ".png");
+                File.WriteAllBytes(path, face.Png[k]);
             }
             var bytes = new byte[FaceManifest.EmbeddingSize * 4];
-            Buffer.BlockCopy(embedding, 0, bytes, 0, bytes.Length);
+            Buffer.BlockCopy(face.Embedding, 0, bytes, 0, bytes.Length);
             embeddings.Write(bytes);
+            var box = face.Box;
             records.Add(new FaceRecord
             {
                 Id = id, Identity = identity, SourceFile = DisplayPath(source.Path), Frame = frame, Split = split,
                 BoxX1 = box.X1, BoxY1 = box.Y1, BoxX2 = box.X2, BoxY2 = box.Y2, DetectorScore = box.Score,
-                Landmarks = FaceRecord.FormatPoints(points68.Select(p => reference!.Value.Apply(p.X, p.Y))),
-                Affine = reference!.Value.ToString(), CropSize = refSize,
+                Landmarks = FaceRecord.FormatPoints(face.Points68.Select(p => face.Transform.Apply(p.X, p.Y))),
+                Affine = face.Transform.ToString(), CropSize = refSize,
                 CropFile = $"crops/{refSize}/{id}.png", EmbeddingFile = FaceManifest.EmbeddingsFileName,
-                EmbeddingOffset = records.Count, YawDegrees = EstimateYaw(points68), Brightness = MeanLuma(refCrop!),
+                EmbeddingOffset = records.Count, YawDegrees = EstimateYaw(face.Points68), Brightness = face.Brightness,
             });
         }
+    }
+
+    /// <summary>Everything about one face, computed without touching the output (safe to run in parallel).</summary>
+    private sealed record FaceAnalysis(FaceBox Box, (double X, double Y)[] Points68, float[] Embedding, Affine2D Transform, byte[][] Png, float Brightness);
+
+    private FaceAnalysis Analyse(RgbImage image, FaceBox box, int[] sizes)
+    {
+        var points68 = _landmarks.Detect(image, box);
+        var five = FaceTemplates.FivePointsFrom68(points68);
+        var embedding = _embedder.Embed(image, five);
+        var png = new byte[sizes.Length][];
+        Affine2D reference = default;
+        float brightness = 0;
+        for (int k = 0; k < sizes.Length; k++)
+        {
+            var transform = FaceTemplates.AlignmentTransform(five, FaceTemplates.Arcface128, sizes[k]);
+            var crop = image.WarpAffine(transform, sizes[k], sizes[k]);
+            png[k] = crop.EncodePng();
+            if (k == 0) { reference = transform; brightness = MeanLuma(crop); }
+        }
+        return new FaceAnalysis(box, points68, embedding, reference, png, brightness);
     }
 
     private static FaceBox LargestFace(IReadOnlyList<FaceBox> faces) => faces.MaxBy(f => f.Area);
