@@ -272,7 +272,7 @@ public sealed class OnnxExporter
         _types[q] = c; _types[k] = c; _types[v] = c;
         var qt = Emit("Transpose", [Ensure(q, DataType.Float)], Fresh($"{node.Name}_qt"), Ints("perm", 0, 2, 1));
         var energy = Emit("MatMul", [qt, Ensure(k, DataType.Float)], Fresh($"{node.Name}_energy"));
-        var scaled = Emit("Mul", [energy, Constant($"{node.Name}_scale", [(float)(1.0 / Math.Sqrt(inner))], [])], Fresh($"{node.Name}_scaled"));
+        var scaled = Emit("Mul", [energy, Constant($"{node.Name}_scale", [(float)node.EffectiveAttentionScale], [])], Fresh($"{node.Name}_scaled"));
         var attention = Emit("Softmax", [scaled], Fresh($"{node.Name}_softmax"), Int("axis", -1));
         var attentionT = Typed(Emit("Transpose", [attention], Fresh($"{node.Name}_at"), Ints("perm", 0, 2, 1)), DataType.Float);
         var attended = Typed(Emit("MatMul", [Ensure(v, c), Ensure(attentionT, c)], Fresh($"{node.Name}_attended")), c);

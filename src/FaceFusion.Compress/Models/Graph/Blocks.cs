@@ -18,13 +18,13 @@ public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly Parameter gamma;
     private readonly double _scale;
 
-    public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels) : base(name)
+    public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels, double? scale = null) : base(name)
     {
         query = nn.Conv2d(queryChannels, innerChannels, 1);
         key = nn.Conv2d(targetChannels, innerChannels, 1);
         value = nn.Conv2d(targetChannels, targetChannels, 1);
         gamma = nn.Parameter(zeros(1));
-        _scale = 1.0 / Math.Sqrt(innerChannels);
+        _scale = scale ?? 1.0 / Math.Sqrt(innerChannels);
         RegisterComponents();
     }
 

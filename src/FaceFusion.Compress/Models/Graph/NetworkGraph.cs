@@ -73,6 +73,12 @@ public sealed record GraphNode
     public int Scale { get; init; }
     /// <summary>Query/key width of attention fusion (channels/8 by default).</summary>
     public int InnerChannels { get; init; }
+    /// <summary>Attention score scale; 0 means 1/√InnerChannels. Pruning the inner channels keeps the original scale here.</summary>
+    public float AttentionScale { get; init; }
+
+    /// <summary>The score scale attention fusion applies.</summary>
+    [JsonIgnore]
+    public double EffectiveAttentionScale => AttentionScale > 0 ? AttentionScale : 1.0 / Math.Sqrt(Math.Max(1, InnerChannels));
     /// <summary>Epsilon of norms.</summary>
     public float Epsilon { get; init; }
     /// <summary>Which part of the network (stem, encoder, bottleneck, decoder, head, …): for reports and policies.</summary>
