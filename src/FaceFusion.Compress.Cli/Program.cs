@@ -24,6 +24,12 @@ app.Configure(config =>
     config.AddCommand<BenchCommand>("bench")
         .WithDescription("Validate an ONNX swapper in ONNX Runtime: load time, latency, throughput, parity, PSNR/SSIM, identity, slices; bench.csv + plots.");
     config.AddCommand<BenchLoadProbeCommand>("bench-load-probe").IsHidden();
+    config.AddBranch("prune", prune =>
+    {
+        prune.SetDescription("Structured channel pruning.");
+        prune.AddCommand<PruneGroupsCommand>("groups")
+            .WithDescription("List the channel groups that must be pruned together, with sizes and members.");
+    });
     config.AddBranch("benchmark", bench =>
     {
         bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");
