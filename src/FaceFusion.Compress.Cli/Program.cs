@@ -24,12 +24,11 @@ app.Configure(config =>
     config.AddCommand<BenchCommand>("bench")
         .WithDescription("Validate an ONNX swapper in ONNX Runtime: load time, latency, throughput, parity, PSNR/SSIM, identity, slices; bench.csv + plots.");
     config.AddCommand<BenchLoadProbeCommand>("bench-load-probe").IsHidden();
-    config.AddBranch("prune", prune =>
-    {
-        prune.SetDescription("Structured channel pruning.");
-        prune.AddCommand<PruneGroupsCommand>("groups")
-            .WithDescription("List the channel groups that must be pruned together, with sizes and members.");
-    });
+    // `ffc prune MODEL --target-… -o DIR` prunes; `ffc prune groups MODEL` lists the channel groups.
+    config.AddCommand<PruneCommand>("prune")
+        .WithDescription("Iterative structured pruning to a MAC/param/latency target with fine-tuning and rollback; `ffc prune groups MODEL` lists channel groups.");
+    config.AddCommand<SensitivityCommand>("sensitivity")
+        .WithDescription("Per-group pruning sensitivity (val PSNR drop vs ratio): sensitivity.csv, a chart, and ratios for a MAC budget.");
     config.AddBranch("benchmark", bench =>
     {
         bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");

@@ -5,7 +5,7 @@ namespace FaceFusion.Compress.Tests;
 
 /// <summary>
 /// A small real dataset made once per test run from short clips of the bundled videos (two men, 10 frames each,
-/// 64-px crops), so training tests run on real aligned faces in seconds without `ffc data prepare`.
+/// 64-px crops; 8 train and 2 val faces per man), so training tests run on real aligned faces in seconds without `ffc data prepare`.
 /// </summary>
 public static class TinyDataset
 {
@@ -28,7 +28,9 @@ public static class TinyDataset
         }
         var output = System.IO.Path.Combine(root, "dataset");
         using var preparer = new DatasetPreparer(TestAssets.Assets);
-        preparer.Prepare(DatasetPreparer.FolderSources(input), output, new PrepareOptions { CropSizes = [64] });
+        // Blocks of 2 frames: frames 8–9 of each clip (block 4) land in val, the rest in train.
+        preparer.Prepare(DatasetPreparer.FolderSources(input), output,
+            new PrepareOptions { CropSizes = [64], Splits = new SplitPolicy { BlockFrames = 2, GuardFrames = 0 } });
         return output;
     }
 }

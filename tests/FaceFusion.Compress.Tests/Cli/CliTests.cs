@@ -78,4 +78,15 @@ public class CliTests
         Assert.Contains("no-such-model", message);
         Assert.Contains("teacher, student", message);
     }
+
+    [Fact]
+    public void Prune_NeedsExactlyOneTarget_AndListsGroups()
+    {
+        var (code, output) = Ffc("prune", "student", "-o", Path.Combine(TestAssets.TempDir(), "p"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("--target-macs", output);
+        var (groups, table) = Ffc("prune", "groups", "student", "--resolution", "64");
+        Assert.Equal(0, groups);
+        Assert.Contains("prunable channels", table);
+    }
 }

@@ -1,0 +1,56 @@
+namespace FaceFusion.Compress.Pruning;
+
+/// <summary>Options of one pruning step's channel choice.</summary>
+public sealed record SelectionOptions
+{
+    /// <summary>At most this fraction of the remaining prunable channels is removed per step.</summary>
+    public double StepFraction { get; init; } = 0.10;
+    /// <summary>No group goes below this many channels.</summary>
+    public int MinChannels { get; init; } = 8;
+    /// <summary>Groups whose producers or members include any of these node names are left alone.</summary>
+    public IReadOnlySet<string> Skip { get; init; } = new HashSet<string>();
+}
+
+/// <summary>
+/// Chooses which channels one pruning step removes. Importance is normalised per group (divided by the group's
+/// mean) so groups compare fairly; removal then proceeds by candidates in increasing normalised importance: for a
+/// group that stays at ≥ 16 channels a candidate is its 8 least important channels (so sizes stay multiples of 8,
+/// which CPU kernels favour; the first block of a group whose size is not a multiple of 8 is the remainder), below
+/// that single channels, never below <see cref="SelectionOptions.MinChannels"/>. The step stops at its budget.
+/// </summary>
+public static class ChannelSelector
+{
+    public static Dictionary<int, int[]> Select(ChannelAnalysis analysis, IReadOnlyDictionary<int, double[]> importance, SelectionOptions options)
+    {
+        var groups = analysis.Groups.Where(g => g.Prunable && importance.ContainsKey(g.Id)
+            && !g.Producers.Concat(g.Members).Any(n => options.Skip.Contains(n.Split('.')[0]))).ToList();
+        int total = analysis.Groups.Where(g => g.Prunable).Sum(g => g.Size);
+        int budget = (int)Math.Floor(options.StepFraction * total);
+        var order = groups.ToDictionary(g => g.Id, g =>
+        {
+            double mean = importance[g.Id].Average();
+            return importance[g.Id].Select((v, i) => (Index: i, Score: v / (mean + 1e-12))).OrderBy(p => p.Score).ToList();
+        });
+        var removed = groups.ToDictionary(g => g.Id, _ => 0);
+        int used = 0;
+        while (true)
+        {
+            (int Group, int Count, double Score)? best = null;
+            foreach (var g in groups)
+            {
+                int size = g.Size - removed[g.Id];
+                int count = size >= 24 ? (size % 8 == 0 ? 8 : size % 8)
+                    : size > 16 ? size - 16
+                    : size > options.MinChannels ? 1 : 0;
+                if (count == 0 || size - count < options.MinChannels || used + count > budget) continue;
+                double score = order[g.Id].Skip(removed[g.Id]).Take(count).Average(p => p.Score);
+                if (best is null || score < best.Value.Score) best = (g.Id, count, score);
+            }
+            if (best is null) break;
+            removed[best.Value.Group] += best.Value.Count;
+            used += best.Value.Count;
+        }
+        return removed.Where(kv => kv.Value > 0)
+            .ToDictionary(kv => kv.Key, kv => order[kv.Key].Take(kv.Value).Select(p => p.Index).Order().ToArray());
+    }
+}

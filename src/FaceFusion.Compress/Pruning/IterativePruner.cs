@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using System.Globalization;
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Reporting;
+using FaceFusion.Compress.Runtime;
+using FaceFusion.Compress.Training;
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace FaceFusion.Compress.Pruning;
+
+/// <summary>Options of `ffc prune`.</summary>
+public sealed record PruneOptions
+{
+    public required PruneTarget Target { get; init; }
+    public required string DataDir { get; init; }
+    public ImportanceCriterion Criterion { get; init; } = ImportanceCriterion.Taylor;
+    public SelectionOptions Selection { get; init; } = new();
+    /// <summary>Batches for Taylor importance.</summary>
+    public int ImportanceBatches { get; init; } = 4;
+    /// <summary>Fine-tuning steps after each pruning step.</summary>
+    public int FinetuneSteps { get; init; } = 50;
+    public int BatchSize { get; init; } = 8;
+    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>Also distil from the unpruned model during fine-tuning (L1 to its outputs).</summary>
+    public bool Distill { get; init; } = true;
+    /// <summary>A step is rolled back when val PSNR falls more than this below the unpruned baseline.</summary>
+    public double MaxPsnrDropDb { get; init; } = 0.5;
+    public int EvalPairs { get; init; } = 64;
+    public int MaxSteps { get; init; } = 50;
+    public int Seed { get; init; } = 1;
+    /// <summary>Train faces used (all when null): small runs and tests.</summary>
+    public int? TrainLimit { get; init; }
+}
+
+/// <summary>One row of `prune_steps.csv`.</summary>
+public sealed record PruneStep(int Step, long Params, long Macs, double P50Ms, double PsnrDb, string Action);
+
+/// <summary>
+/// Iterative structured pruning: each step scores channels, removes at most a tenth of the remaining prunable
+/// channels, fine-tunes (optionally distilling from the unpruned model), evaluates on `val`, and rolls back a step
+/// whose PSNR drop from the unpruned baseline exceeds the budget — the run then stops at the last accepted step.
+/// </summary>
+public sealed class IterativePruner(PruneOptions options, IdentityNetwork identity)
+{
+    public static readonly string[] StepColumns = ["step", "params", "macs", "p50_ms", "psnr_db", "action"];
+
+    /// <summary>Prunes a copy of <paramref name="original"/>; returns the pruned model (the caller disposes it) and the step log.</summary>
+    public (GraphModule Model, List<PruneStep> Steps, string Outcome) Run(GraphModule original, IProgress<PruneStep>? progress = null)
+    {
+        int resolution = original.Graph.Resolution;
+        using var train = new FaceSwapData(options.DataDir, Splits.Train, resolution, options.TrainLimit);
+        using var val = new FaceSwapData(options.DataDir, Splits.Val, resolution);
+        var (evalTargets, _) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
+        original.eval();
+        double baselinePsnr = ValPsnr(original, val, evalTargets);
+        var baselineSummary = ModelSummary.Of(original.Graph, resolution);
+        double baselineLatency = LatencyMs(original);
+        double goal = options.Target.Goal(options.Target.Metric switch
+        {
+            PruneTarget.Params => baselineSummary.Params,
+            PruneTarget.LatencyMs => baselineLatency,
+            _ => baselineSummary.Macs,
+        });
+        var steps = new List<PruneStep> { new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline") };
+        progress?.Report(steps[0]);
+
+        var current = Copy(original);
+        string outcome = "target reached";
+        for (int step = 1; ; step++)
+        {
+            var last = steps.Last(s => s.Action is "baseline" or "accepted");
+            double value = options.Target.Metric switch { PruneTarget.Params => last.Params, PruneTarget.LatencyMs => last.P50Ms, _ => last.Macs };
+            if (value <= goal) break;
+            if (step > options.MaxSteps) { outcome = $"stopped after {options.MaxSteps} steps before reaching {options.Target}"; break; }
+
+            var analysis = new ChannelAnalysis(current.Graph);
+            current.train();
+            var importance = Score(current, analysis, train, step);
+            var removal = ChannelSelector.Select(analysis, importance, options.Selection);
+            if (removal.Count == 0)
+            {
+                outcome = "stopped: no group can lose more channels within the limits";
+                steps.Add(last with { Step = step, Action = "stopped" });
+                progress?.Report(steps[^1]);
+                break;
+            }
+            var candidate = Pruner.Prune(current, removal, analysis);
+            Finetune(candidate, original, train, step);
+            candidate.eval();
+            double psnr = ValPsnr(candidate, val, evalTargets);
+            var summary = ModelSummary.Of(candidate.Graph, resolution);
+            double latency = LatencyMs(candidate);
+            if (baselinePsnr - psnr > options.MaxPsnrDropDb)
+            {
+                steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "rolled_back"));
+                progress?.Report(steps[^1]);
+                candidate.Dispose();
+                outcome = $"stopped at step {step - 1}: step {step} dropped val PSNR by {baselinePsnr - psnr:0.00} dB (> {options.MaxPsnrDropDb} dB budget) and was rolled back";
+                steps.Add(last with { Step = step, Action = "stopped" });
+                break;
+            }
+            current.Dispose();
+            current = candidate;
+            steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "accepted"));
+            progress?.Report(steps[^1]);
+        }
+        current.eval();
+        return (current, steps, outcome);
+    }
+
+    /// <summary>Channel importance of <paramref name="model"/> by the configured criterion (Taylor uses the task loss on train batches).</summary>
+    public Dictionary<int, double[]> Score(GraphModule model, ChannelAnalysis analysis, FaceSwapData train, int step)
+    {
+        model.train();
+        return Importance.Compute(model, analysis, options.Criterion, b => TaskLoss(model, train, step * 1000L + b), options.ImportanceBatches, options.Seed + step);
+    }
+
+    /// <summary>The loss for importance and fine-tuning: reconstruction L1 on same-identity pairs and identity on all.</summary>
+    private Tensor TaskLoss(GraphModule model, FaceSwapData data, long step, GraphModule? teacher = null)
+    {
+        using var batch = data.Sample(options.BatchSize, 0.5, options.Seed, step);
+        var outputs = model.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source });
+        var fake = outputs[SwapperIO.Output];
+        var same = batch.Same;
+        var recon = fake.sub(batch.Target).abs().mean([1, 2, 3]).mul(same).sum().div(same.sum().clamp_min(1));
+        var id = nn.functional.cosine_similarity(identity.call(fake), batch.Source, 1).neg().add(1).mean();
+        var background = fake.sub(batch.Target).abs().mul(batch.FaceMask.neg().add(1)).mean();
+        var loss = recon.mul(10).add(id.mul(5)).add(background.mul(5));
+        if (teacher is not null)
+        {
+            Tensor reference;
+            using (no_grad()) reference = teacher.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+            loss = loss.add(fake.sub(reference).abs().mean().mul(10));
+        }
+        return loss;
+    }
+
+    private void Finetune(GraphModule model, GraphModule original, FaceSwapData data, int pruneStep)
+    {
+        if (options.FinetuneSteps <= 0) return;
+        model.train();
+        original.eval();
+        using var optimizer = optim.Adam(model.parameters(), options.LearningRate);
+        for (int i = 0; i < options.FinetuneSteps; i++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var loss = TaskLoss(model, data, 1_000_000L * pruneStep + i, options.Distill ? original : null);
+            if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException($"non-finite loss while fine-tuning pruning step {pruneStep}");
+            loss.backward();
+            optimizer.step();
+        }
+    }
+
+    /// <summary>Mean same-identity reconstruction PSNR of <paramref name="model"/> on the given faces (eval mode expected).</summary>
+    public static double ValPsnr(GraphModule model, FaceSwapData val, int[] targets)
+    {
+        double sum = 0;
+        using (no_grad())
+            for (int start = 0; start < targets.Length; start += 16)
+            {
+                using var scope = NewDisposeScope();
+                var t = targets.Skip(start).Take(16).ToArray();
+                using var batch = val.Pairs(t, t);
+                var output = model.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+                sum += ImageMetrics.Psnr(output, batch.Target).sum().item<float>();
+            }
+        return sum / targets.Length;
+    }
+
+    /// <summary>p50 batch-1 latency of the model's FP32 ONNX export in ONNX Runtime (30 runs after warm-up).</summary>
+    public static double LatencyMs(GraphModule model, int runs = 30)
+    {
+        model.eval();
+        var bytes = OnnxExporter.Export(model).ToByteArray();
+        OrtSessions.EnsureEnvironment();
+        using var sessionOptions = OrtSessions.CreateOptions();
+        using var session = new InferenceSession(bytes, sessionOptions);
+        int r = model.Graph.Resolution;
+        var inputs = new[]
+        {
+            NamedOnnxValue.CreateFromTensor(SwapperIO.Target, new DenseTensor<float>(new float[3 * r * r], [1, 3, r, r])),
+            NamedOnnxValue.CreateFromTensor(SwapperIO.Source, new DenseTensor<float>(Enumerable.Repeat(1f / MathF.Sqrt(512), 512).ToArray(), [1, 512])),
+        };
+        for (int i = 0; i < 3; i++) session.Run(inputs).Dispose();
+        var times = new List<double>();
+        for (int i = 0; i < runs; i++)
+        {
+            var w = Stopwatch.StartNew();
+            session.Run(inputs).Dispose();
+            times.Add(w.Elapsed.TotalMilliseconds);
+        }
+        return SwapBench.Percentile(times, 50);
+    }
+
+    private static GraphModule Copy(GraphModule model)
+    {
+        var copy = new GraphModule(model.Graph);
+        using (no_grad())
+        {
+            var source = model.state_dict();
+            foreach (var (k, v) in copy.state_dict()) v.copy_(source[k]);
+        }
+        return copy;
+    }
+
+    /// <summary>Writes the pruned checkpoint, `prune_steps.csv` and the PSNR-vs-MACs plot into <paramref name="dir"/>.</summary>
+    public static void WriteOutputs(string dir, GraphModule model, IReadOnlyList<PruneStep> steps, string outcome, IReadOnlyDictionary<string, string> metadata)
+    {
+        Checkpoint.Save(dir, model, metadata);
+        var lines = new List<string> { string.Join(',', StepColumns) };
+        lines.AddRange(steps.Where(s => s.Action != "baseline").Select(s => string.Create(CultureInfo.InvariantCulture,
+            $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action}")));
+        File.WriteAllLines(Path.Combine(dir, "prune_steps.csv.partial"), lines);
+        File.Move(Path.Combine(dir, "prune_steps.csv.partial"), Path.Combine(dir, "prune_steps.csv"), overwrite: true);
+        File.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
+
+        var plot = new ScottPlot.Plot();
+        var kept = steps.Where(s => s.Action is "baseline" or "accepted").ToList();
+        var line = plot.Add.Scatter(kept.Select(s => s.Macs / 1e9).ToArray(), kept.Select(s => s.PsnrDb).ToArray());
+        line.LegendText = "accepted steps";
+        var rolled = steps.Where(s => s.Action == "rolled_back").ToList();
+        if (rolled.Count > 0)
+        {
+            var r = plot.Add.Scatter(rolled.Select(s => s.Macs / 1e9).ToArray(), rolled.Select(s => s.PsnrDb).ToArray());
+            r.LegendText = "rolled back";
+            r.LineWidth = 0;
+            r.MarkerSize = 10;
+        }
+        plot.Title("iterative pruning: val PSNR vs MACs");
+        plot.XLabel("GMAC");
+        plot.YLabel("val PSNR (dB)");
+        plot.ShowLegend();
+        plot.SavePng(Path.Combine(dir, "prune_psnr_vs_macs.png"), 800, 500);
+    }
+}

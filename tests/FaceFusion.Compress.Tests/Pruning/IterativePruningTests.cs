@@ -1,0 +1,140 @@
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Pruning;
+using FaceFusion.Compress.Tests.Export;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Tests.Pruning;
+
+public class IterativePruningTests
+{
+    [Fact]
+    public void Selection_RemovesAtMostTheStepFraction_InBlocksOfEight()
+    {
+        var analysis = new ChannelAnalysis(SwapperArchitectures.Teacher(64));
+        var rng = new Random(3);
+        var importance = analysis.Groups.Where(g => g.Prunable).ToDictionary(g => g.Id, g => Enumerable.Range(0, g.Size).Select(_ => rng.NextDouble()).ToArray());
+        var options = new SelectionOptions { StepFraction = 0.1, MinChannels = 8, Skip = new HashSet<string> { "enc4_conv" } };
+        var removal = ChannelSelector.Select(analysis, importance, options);
+        int prunable = analysis.Groups.Where(g => g.Prunable).Sum(g => g.Size);
+        int removed = removal.Values.Sum(v => v.Length);
+        Assert.InRange(removed, 1, (int)(0.1 * prunable));
+        Assert.True(removed > 0.08 * prunable, $"removed {removed} of {prunable}");
+        foreach (var (id, channels) in removal)
+        {
+            var g = analysis.Group(id);
+            int newSize = g.Size - channels.Length;
+            Assert.True(newSize >= 8);
+            if (newSize >= 16 && g.Size % 8 == 0) Assert.Equal(0, newSize % 8);
+            Assert.DoesNotContain("enc4_conv", g.Producers);
+            // The least important channels go first.
+            var kept = Enumerable.Range(0, g.Size).Except(channels).ToArray();
+            Assert.True(channels.Max(c => importance[id][c] / importance[id].Average()) <= kept.Max(c => importance[id][c] / importance[id].Average()));
+        }
+    }
+
+    [Fact]
+    public void Importance_L1AndTaylorAndRandom()
+    {
+        var g = new GraphBuilder("tiny", 8);
+        var x = g.ImageInput("image", 2);
+        var c1 = g.Conv("c1", x, 3, kernel: 1);
+        g.Output("out", g.Conv("c2", c1, 1, kernel: 1));
+        using var model = new GraphModule(g.Build());
+        using (no_grad())
+        {
+            model.state_dict()["c1.weight"].copy_(tensor(new float[] { 1, -1, 0.5f, 0, -3, 1 }, [3, 2, 1, 1]));
+            model.state_dict()["c2.weight"].copy_(tensor(new float[] { 1, 1, 1 }, [1, 3, 1, 1]));
+        }
+        var analysis = new ChannelAnalysis(model.Graph);
+        int id = analysis.Groups.Single(gr => gr.Prunable).Id;
+        Assert.Equal([2.0, 0.5, 4.0], Importance.Compute(model, analysis, ImportanceCriterion.L1)[id]);
+
+        var input = full(1, 2, 8, 8, 1f);
+        var taylor = Importance.Compute(model, analysis, ImportanceCriterion.Taylor, _ => model.call(new Dictionary<string, Tensor> { ["image"] = input })["out"].sum(), batches: 2)[id];
+        // L = Σ c2·(c1·x) over 64 positions: for channel k, Σ w·∂L/∂w over c1 row k and c2 column k = 2·64·(row sum).
+        Assert.Equal(new[] { 0.0, 2 * 64 * 0.5, 2 * 64 * 2.0 }, taylor, (a, b) => Math.Abs(a - b) < 1e-3);
+        var r1 = Importance.Compute(model, analysis, ImportanceCriterion.Random, seed: 5)[id];
+        Assert.Equal(r1, Importance.Compute(model, analysis, ImportanceCriterion.Random, seed: 5)[id]);
+    }
+
+    [Theory]
+    [InlineData("macs", "0.6", 0.6, true)]
+    [InlineData("macs", "1.2G", 1.2e9, false)]
+    [InlineData("params", "800k", 8e5, false)]
+    [InlineData("latency_ms", "8ms", 8, false)]
+    public void Targets_Parse(string metric, string text, double value, bool fraction)
+    {
+        var t = PruneTarget.Parse(metric, text);
+        Assert.Equal(value, t.Value, 6);
+        Assert.Equal(fraction, t.IsFraction);
+        Assert.Throws<FormatException>(() => PruneTarget.Parse(metric, "lots"));
+    }
+
+    [Fact]
+    public void IterativePruning_MakesAGenuinelySmallerModelAndLogsSteps()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        var options = new PruneOptions
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.85"), DataDir = TinyDataset.Path, FinetuneSteps = 2, BatchSize = 4,
+            EvalPairs = 4, MaxPsnrDropDb = 100, ImportanceBatches = 2,
+        };
+        var (pruned, steps, outcome) = new IterativePruner(options, identity).Run(model);
+        using (pruned)
+        {
+            Assert.Equal("target reached", outcome);
+            Assert.Equal("baseline", steps[0].Action);
+            Assert.All(steps.Skip(1), s => Assert.Equal("accepted", s.Action));
+            Assert.True(steps[^1].Macs <= 0.85 * steps[0].Macs);
+            Assert.Equal(ModelSummary.Of(pruned.Graph, 32).Macs, steps[^1].Macs);
+            var dir = TestAssets.TempDir();
+            IterativePruner.WriteOutputs(dir, pruned, steps, outcome, new Dictionary<string, string>());
+            Assert.Equal("step,params,macs,p50_ms,psnr_db,action", File.ReadLines(Path.Combine(dir, "prune_steps.csv")).First());
+            Assert.True(File.Exists(Path.Combine(dir, "prune_psnr_vs_macs.png")));
+            using var reloaded = Checkpoint.Load(dir);
+            Assert.Equal(pruned.Graph.ToJson(), reloaded.Graph.ToJson());
+        }
+    }
+
+    [Fact]
+    public void IterativePruning_RollsBackAStepOverTheBudget()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        var options = new PruneOptions
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.3"), DataDir = TinyDataset.Path, FinetuneSteps = 0, EvalPairs = 4,
+            MaxPsnrDropDb = -1, // any step "drops" more than a negative budget: the first is rolled back
+            ImportanceBatches = 1, BatchSize = 2, Criterion = ImportanceCriterion.L1,
+        };
+        var (pruned, steps, outcome) = new IterativePruner(options, identity).Run(model);
+        using (pruned)
+        {
+            Assert.Equal(["baseline", "rolled_back", "stopped"], steps.Select(s => s.Action));
+            Assert.Contains("rolled back", outcome);
+            Assert.Equal(model.Graph.ToJson(), pruned.Graph.ToJson()); // the last accepted state is the original
+        }
+    }
+
+    [Fact]
+    public void Sensitivity_MeasuresEachGroupAloneAndAllocatesABudget()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        var analysis = new ChannelAnalysis(model.Graph);
+        var importance = Importance.Compute(model, analysis, ImportanceCriterion.L1);
+        var rows = Sensitivity.Measure(model, importance, TinyDataset.Path, [0.25, 0.5], evalPairs: 4);
+        long original = ModelSummary.Of(model.Graph, 32).Macs;
+        foreach (var g in analysis.Groups.Where(g => g.Prunable && g.Size >= 4))
+            Assert.Equal(2, rows.Count(r => r.Group == g.Id));
+        Assert.All(rows, r => Assert.True(r.Macs < original && r.ChannelsRemoved > 0));
+        Assert.All(rows.GroupBy(r => r.Group), g => Assert.True(g.Last().Macs <= g.First().Macs));
+        var allocation = Sensitivity.Allocate(rows, original, (long)(0.9 * original));
+        Assert.NotEmpty(allocation);
+        Assert.Equal(["group", "ratio", "channels_removed", "macs", "psnr_db", "psnr_drop_db"], Sensitivity.Columns);
+    }
+}
