@@ -37,6 +37,8 @@ public sealed partial class BenchRow
     [CsvColumn("pairs")] public int Pairs { get; set; }
     [CsvColumn("split")] public string Split { get; set; } = "";
     [CsvColumn("timestamp_utc")] public string TimestampUtc { get; set; } = "";
+    /// <summary>p50 batch-1 latency of the TorchSharp reference in eager mode, same threads (with --reference).</summary>
+    [CsvColumn("torch_p50_ms")] public double? TorchP50Ms { get; set; }
 }
 
 /// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>

@@ -153,6 +153,26 @@ public static class SwapBench
         var name = Path.GetFileNameWithoutExtension(o.ModelPath);
         foreach (var s in slices) s.Model = name;
 
+        double? torchP50 = null;
+        if (reference is not null)
+        {
+            status?.Report("TorchSharp eager latency");
+            int previous = torch.get_num_threads();
+            torch.set_num_threads(o.Ort.EffectiveThreads);
+            using var t = tensor(target1, [1, 3, r, r]);
+            using var src = tensor(source1, [1, 512]);
+            var feeds = new Dictionary<string, Tensor> { [SwapperIO.Target] = t, [SwapperIO.Source] = src };
+            var times = new List<double>();
+            using (no_grad())
+                for (int i = 0; i < 25; i++)
+                {
+                    var w = Stopwatch.StartNew();
+                    foreach (var v in reference.call(feeds).Values) v.Dispose();
+                    if (i >= 5) times.Add(w.Elapsed.TotalMilliseconds);
+                }
+            torch.set_num_threads(previous);
+            torchP50 = Percentile(times, 50);
+        }
         using var process = Process.GetCurrentProcess();
         var row = new BenchRow
         {
@@ -165,6 +185,7 @@ public static class SwapBench
             AchievedGmacs = macs / 1e9 * (1000.0 / p50), PeakRssMb = process.PeakWorkingSet64 / 1024.0 / 1024.0,
             GraphOptimization = o.Ort.OptimizationLevel.ToString(), LoadInFreshProcess = o.FreshProcessLoadMs is not null,
             Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+            TorchP50Ms = torchP50,
         };
         return new BenchResult(row, slices, latencies);
     }

@@ -60,6 +60,7 @@ public class BenchTests
         Assert.Equal(2, row.Threads);
         Assert.Equal("CPUExecutionProvider", row.Provider);
         Assert.True(row.PeakRssMb > 10);
+        Assert.True(row.TorchP50Ms > 0, "TorchSharp eager latency is measured with --reference");
 
         var slices = File.ReadAllLines(Path.Combine(outDir, BenchReport.SlicesCsv));
         Assert.Equal("model,slice,count,psnr_db,ssim,id_cosine", slices[0]);
