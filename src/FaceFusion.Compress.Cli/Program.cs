@@ -2,6 +2,8 @@ using FaceFusion.Compress.Cli.Commands;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
+// Logs and pipes get full-width tables instead of Spectre's 80-column fallback.
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 var app = new CommandApp();
 app.Configure(config =>
 {

@@ -148,3 +148,61 @@ public class ImportedNetworkTests
         Assert.Equal(6, Discriminator.FeatureTaps(graph).Count);
     }
 }
+
+public class PerceptualVggAndExportTests
+{
+    [Fact]
+    public void Vgg16_LoadsTorchvisionKeysFromSafetensors()
+    {
+        // A stand-in for a user's converted torchvision file: same keys and shapes, random values.
+        var dir = TestAssets.TempDir();
+        var path = Path.Combine(dir, "vgg16.safetensors");
+        int[][] blocks = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512]];
+        var tensors = new Dictionary<string, Tensor>();
+        int index = 0, inC = 3;
+        var gen = new Generator(3);
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            if (b > 0) index++;
+            foreach (var c in blocks[b])
+            {
+                tensors[$"features.{index}.weight"] = randn(c, inC, 3, 3, generator: gen).mul(0.05);
+                tensors[$"features.{index}.bias"] = zeros(c);
+                inC = c;
+                index += 2;
+            }
+        }
+        FaceFusion.Compress.Models.Checkpoints.SafeTensors.Save(path, tensors);
+        using var vgg = PerceptualNetwork.Vgg("vgg16", path);
+        Assert.Equal("vgg16", vgg.Kind);
+        using var scope = NewDisposeScope();
+        var stages = vgg.call(rand(1, 3, 64, 64));
+        Assert.Equal([1L, 64, 64, 64], stages[0].shape);
+        Assert.Equal([1L, 512, 8, 8], stages[3].shape);
+        tensors.Remove("features.0.weight");
+        FaceFusion.Compress.Models.Checkpoints.SafeTensors.Save(path, tensors);
+        var e = Assert.Throws<InvalidDataException>(() => PerceptualNetwork.Vgg("vgg16", path));
+        Assert.Contains("features.0.weight", e.Message);
+    }
+
+    [Fact]
+    public void ImportedResNet18_ExportsWithParity()
+    {
+        using var perceptual = PerceptualNetwork.ResNet18(TestAssets.Assets.ResNet18, TestAssets.Assets.ResNetPreprocess);
+        var network = (GraphModule)perceptual.named_children().Single().module;
+        var proto = FaceFusion.Compress.Export.OnnxExporter.Export(network, new FaceFusion.Compress.Export.ExportOptions { Resolution = 64 });
+        using var scope = NewDisposeScope();
+        var x = rand(1, 3, 64, 64).mul(100);
+        var input = network.Graph.Inputs[0].Name;
+        Dictionary<string, Tensor> expected;
+        using (no_grad()) expected = network.call(new Dictionary<string, Tensor> { [input] = x });
+        var actual = FaceFusion.Compress.Tests.Export.ExportParityTests.RunOrt(Google.Protobuf.MessageExtensions.ToByteArray(proto), new Dictionary<string, Tensor> { [input] = x });
+        foreach (var (name, value) in expected)
+        {
+            var e = value.data<float>().ToArray();
+            double range = e.Max() - e.Min();
+            double psnr = FaceFusion.Compress.Tests.Export.ExportParityTests.Psnr(e, actual[name], range);
+            Assert.True(psnr >= 60, $"{name}: {psnr:0.0} dB");
+        }
+    }
+}
