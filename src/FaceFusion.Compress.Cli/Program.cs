@@ -29,6 +29,8 @@ app.Configure(config =>
     // `ffc prune MODEL --target-… -o DIR` prunes; `ffc prune groups MODEL` lists the channel groups.
     config.AddCommand<PruneCommand>("prune")
         .WithDescription("Iterative structured pruning to a MAC/param/latency target with fine-tuning and rollback; `ffc prune groups MODEL` lists channel groups.");
+    config.AddCommand<PtqCommand>("ptq")
+        .WithDescription("Post-training static INT8 quantization to a QDQ ONNX model (calibrated, mixed precision); shows ORT's integer kernels.");
     config.AddCommand<SensitivityCommand>("sensitivity")
         .WithDescription("Per-group pruning sensitivity (val PSNR drop vs ratio): sensitivity.csv, a chart, and ratios for a MAC budget.");
     config.AddBranch("benchmark", bench =>
@@ -36,6 +38,8 @@ app.Configure(config =>
         bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");
         bench.AddCommand<BenchmarkTrainCommand>("train")
             .WithDescription("Training images/s of the teacher and student at 64 and 128 px; writes artifacts/bench/train_speed.csv.");
+        bench.AddCommand<BenchmarkLatencyCommand>("latency")
+            .WithDescription("Batch-1 latency of several ONNX swappers in interleaved rounds (fair under background load).");
     });
     config.AddBranch("data", data =>
     {

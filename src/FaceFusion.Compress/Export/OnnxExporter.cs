@@ -9,7 +9,7 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace FaceFusion.Compress.Export;
 
 /// <summary>Numeric precision of an exported model.</summary>
-public enum ExportPrecision { Fp32, Fp16 }
+public enum ExportPrecision { Fp32, Fp16, Int8 }
 
 /// <summary>Options of <see cref="OnnxExporter.Export"/>.</summary>
 public sealed record ExportOptions
@@ -21,6 +21,9 @@ public sealed record ExportOptions
     public int Opset { get; init; } = 17;
     /// <summary>Fold each BatchNorm into the conv before it (w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β).</summary>
     public bool FoldBatchNorm { get; init; } = true;
+    /// <summary>INT8 only: which nodes are quantized and the calibrated UINT8 parameters of each quantized value.</summary>
+    public FaceFusion.Compress.Quantization.QuantPolicy? Policy { get; init; }
+    public IReadOnlyDictionary<string, FaceFusion.Compress.Quantization.QuantParams>? ActivationParams { get; init; }
     /// <summary>Extra metadata_props (source checkpoint, recipe, training data note, …).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 }
@@ -49,6 +52,8 @@ public sealed class OnnxExporter
     private int _counter;
 
     private DataType Compute => _options.Precision == ExportPrecision.Fp16 ? DataType.Float16 : DataType.Float;
+    private bool Int8 => _options.Precision == ExportPrecision.Int8;
+    private HashSet<string> _quantizedConvs = [];
 
     private OnnxExporter(GraphModule model, ExportOptions options)
     {
@@ -65,6 +70,8 @@ public sealed class OnnxExporter
     public static ModelProto Export(GraphModule model, ExportOptions? options = null)
     {
         options ??= new ExportOptions();
+        if (options.Precision == ExportPrecision.Int8 && (options.Policy is null || options.ActivationParams is null))
+            throw new ExportException("INT8 export needs a quantization policy and calibrated activation parameters (ffc ptq)");
         if (options.Opset is < MinOpset or > MaxOpset)
             throw new ExportException($"opset {options.Opset} is not supported (use {MinOpset}–{MaxOpset}; 17 recommended)");
         using var scope = NewDisposeScope();
@@ -86,18 +93,20 @@ public sealed class OnnxExporter
     {
         _onnx.Name = _graph.Name;
         int resolution = _options.Resolution ?? _graph.Resolution;
+        if (Int8) _quantizedConvs = _options.Policy!.QuantizedConvs(_graph).Select(n => n.Name).ToHashSet();
         foreach (var input in _graph.Inputs)
         {
             _onnx.Input.Add(ValueInfo(input.Name, DataType.Float, input.IsImage ? [-1, input.Channels, resolution, resolution] : [-1, input.Channels]));
             _types[input.Name] = DataType.Float;
-            _valueOf[input.Name] = input.Name;
+            _valueOf[input.Name] = QuantizeIfCalibrated(input.Name, input.Name);
         }
         var folded = FoldableBatchNorms();
         foreach (var node in _graph.Nodes)
         {
             if (folded.ContainsKey(node.Name)) continue; // emitted with its conv
             var bnAfter = folded.FirstOrDefault(kv => kv.Value == node.Name).Key;
-            _valueOf[bnAfter ?? node.Name] = EmitNode(node, bnAfter is null ? null : _graph.Node(bnAfter));
+            var graphValue = bnAfter ?? node.Name;
+            _valueOf[graphValue] = QuantizeIfCalibrated(graphValue, EmitNode(node, bnAfter is null ? null : _graph.Node(bnAfter)));
             if (bnAfter is not null) _valueOf[node.Name] = _valueOf[bnAfter];
         }
         foreach (var output in _graph.Outputs)
@@ -158,6 +167,13 @@ public sealed class OnnxExporter
                 var b = node.Bias ? _state[$"{node.Name}.bias"] : zeros(w.shape[0]);
                 if (foldedBn is not null) (w, b) = FoldBatchNorm(w, b, foldedBn);
                 int inC = _shapes[node.Inputs[0]].Channels;
+                if (_quantizedConvs.Contains(node.Name))
+                {
+                    var (qw, qb) = QuantizedWeights(node, w, b);
+                    return Typed(Emit("Conv", [In(0), qw, qb], Fresh(foldedBn?.Name ?? node.Name),
+                        Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
+                        Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", ShapeInference.ConvGroups(node, inC))), DataType.Float);
+                }
                 var output = Emit("Conv", [At(0, c), Initializer($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(foldedBn?.Name ?? node.Name),
                     Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
                     Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", ShapeInference.ConvGroups(node, inC)));
@@ -279,6 +295,67 @@ public sealed class OnnxExporter
         var spatial = Emit("Reshape", [attended, Constant($"{node.Name}_out_shape", [0L, shape.Channels, shape.Height, shape.Width])], Fresh($"{node.Name}_spatial"));
         var gamma = Emit("Mul", [spatial, Initializer($"{node.Name}.gamma", _state[$"{node.Name}.gamma"], c)], Fresh($"{node.Name}_gamma"));
         return Typed(Emit("Add", [gamma, Ensure(target, c)], Fresh(node.Name)), c);
+    }
+
+    /// <summary>A QuantizeLinear/DequantizeLinear pair after a calibrated value (UINT8, per tensor); other values pass through.</summary>
+    private string QuantizeIfCalibrated(string graphValue, string onnxValue)
+    {
+        if (!Int8 || !_options.ActivationParams!.TryGetValue(graphValue, out var p)) return onnxValue;
+        var scale = Constant($"{graphValue}_act_scale", [p.Scale], []);
+        var zero = ByteConstant($"{graphValue}_act_zero", (byte)p.ZeroPoint);
+        var q = Emit("QuantizeLinear", [Ensure(onnxValue, DataType.Float), scale, zero], Fresh($"{graphValue}_q"));
+        _types[q] = DataType.Uint8;
+        return Typed(Emit("DequantizeLinear", [q, scale, zero], Fresh($"{graphValue}_dq")), DataType.Float);
+    }
+
+    /// <summary>
+    /// INT8 weights symmetric per output channel ([−127, 127], zero point 0) and INT32 bias with scale
+    /// input_scale·weight_scale, each behind a DequantizeLinear on axis 0, the QDQ form ONNX Runtime fuses into QLinearConv.
+    /// </summary>
+    private (string Weight, string Bias) QuantizedWeights(GraphNode node, Tensor w, Tensor b)
+    {
+        if (!_options.ActivationParams!.TryGetValue(node.Inputs[0], out var input))
+            throw new ExportException($"{_graph.Name}: node '{node.Name}' is quantized but its input '{node.Inputs[0]}' has no calibrated range");
+        long channels = w.shape[0];
+        var scales = w.abs().reshape(channels, -1).max(1).values.div(127.0).clamp_min(1e-8);
+        var shape = new long[w.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = channels;
+        var qw = w.div(scales.reshape(shape)).round().clamp(-127, 127).to_type(ScalarType.Int8);
+        var biasScales = scales.mul(input.Scale);
+        var qb = b.div(biasScales).round().clamp(int.MinValue / 2, int.MaxValue / 2).to_type(ScalarType.Int32);
+
+        var wq = new TensorProto { Name = $"{node.Name}.weight_q", DataType = (int)DataType.Int8 };
+        wq.Dims.AddRange(qw.shape);
+        wq.RawData = ByteString.CopyFrom(qw.contiguous().bytes.ToArray());
+        _onnx.Initializer.Add(wq);
+        var wScale = Initializer($"{node.Name}.weight_scale", scales, DataType.Float);
+        var wZero = new TensorProto { Name = $"{node.Name}.weight_zero", DataType = (int)DataType.Int8 };
+        wZero.Dims.Add(channels);
+        wZero.RawData = ByteString.CopyFrom(new byte[channels]);
+        _onnx.Initializer.Add(wZero);
+        var weight = Emit("DequantizeLinear", [wq.Name, wScale, wZero.Name], Fresh($"{node.Name}_wdq"), Int("axis", 0));
+
+        var bq = new TensorProto { Name = $"{node.Name}.bias_q", DataType = (int)DataType.Int32 };
+        bq.Dims.Add(channels);
+        bq.Int32Data.AddRange(qb.data<int>().ToArray());
+        _onnx.Initializer.Add(bq);
+        var bScale = Initializer($"{node.Name}.bias_scale", biasScales, DataType.Float);
+        var bZero = new TensorProto { Name = $"{node.Name}.bias_zero", DataType = (int)DataType.Int32 };
+        bZero.Dims.Add(channels);
+        bZero.Int32Data.AddRange(new int[channels]);
+        _onnx.Initializer.Add(bZero);
+        var bias = Emit("DequantizeLinear", [bq.Name, bScale, bZero.Name], Fresh($"{node.Name}_bdq"), Int("axis", 0));
+        return (weight, bias);
+    }
+
+    private string ByteConstant(string name, byte value)
+    {
+        if (_onnx.Initializer.Any(i => i.Name == name)) return name;
+        var t = new TensorProto { Name = name, DataType = (int)DataType.Uint8, RawData = ByteString.CopyFrom([value]) };
+        _onnx.Initializer.Add(t);
+        _types[name] = DataType.Uint8;
+        return name;
     }
 
     private (Tensor W, Tensor B) FoldBatchNorm(Tensor w, Tensor b, GraphNode bn)

@@ -1,0 +1,114 @@
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Quantization;
+
+/// <summary>How activation ranges are chosen from calibration data.</summary>
+public enum CalibrationMethod { MinMax, Percentile }
+
+/// <summary>
+/// Which nodes run in INT8. Default, as the article describes: every convolution outside attention fusion and
+/// identity injection is INT8 (weights symmetric per output channel, activations asymmetric UINT8 — the form ONNX
+/// Runtime's CPU QLinearConv kernels run fastest with u8 activations and s8 weights); attention fusion, identity
+/// injection, normalisation layers and skip connections (adds, concats) stay float. Nodes named in
+/// <see cref="KeepFloat"/> also stay float.
+/// </summary>
+public sealed record QuantPolicy
+{
+    public IReadOnlySet<string> KeepFloat { get; init; } = new HashSet<string>();
+
+    /// <summary>The quantized convs of a graph.</summary>
+    public IReadOnlyList<GraphNode> QuantizedConvs(NetworkGraph graph) =>
+        graph.Nodes.Where(n => n.Op == Ops.Conv && !KeepFloat.Contains(n.Name)).ToList();
+
+    /// <summary>
+    /// The graph values that get a QuantizeLinear/DequantizeLinear pair: each quantized conv's input, and its output
+    /// taken after the BatchNorm and ReLU-family activation that fold or fuse into it.
+    /// </summary>
+    public HashSet<string> QuantizedValues(NetworkGraph graph)
+    {
+        var values = new HashSet<string>();
+        var readers = graph.Nodes.SelectMany(n => n.Inputs.Select(i => (Input: i, Node: n))).ToLookup(p => p.Input, p => p.Node);
+        foreach (var conv in QuantizedConvs(graph))
+        {
+            values.Add(conv.Inputs[0]);
+            foreach (var v in ConvOutputs(graph, conv, readers)) values.Add(v);
+        }
+        return values;
+    }
+
+    /// <summary>
+    /// Where a quantized conv's output is quantized. ONNX Runtime folds a ReLU or ReLU6 that is followed by a
+    /// QuantizeLinear into the conv, so those are quantized after the activation only; a leaky ReLU runs as its own
+    /// quantized kernel (QLinearLeakyRelu), so it gets a pair before and after; any other consumer reads the conv
+    /// (after its folded BatchNorm) through one pair.
+    /// </summary>
+    public static IEnumerable<string> ConvOutputs(NetworkGraph graph, GraphNode conv, ILookup<string, GraphNode> readers)
+    {
+        string value = conv.Name;
+        var next = readers[value].ToList();
+        if (next.Count == 1 && next[0].Op == Ops.BatchNorm) { value = next[0].Name; next = readers[value].ToList(); }
+        if (next.Count == 1 && next[0].Op == Ops.Act && next[0].Activation is Activations.Relu or Activations.Relu6)
+        {
+            yield return next[0].Name;
+            yield break;
+        }
+        yield return value;
+        if (next.Count == 1 && next[0].Op == Ops.Act && next[0].Activation == Activations.LeakyRelu) yield return next[0].Name;
+    }
+}
+
+/// <summary>Collects activation ranges of chosen graph values on calibration images.</summary>
+public static class Calibrator
+{
+    /// <summary>
+    /// Runs <paramref name="model"/> (eval mode) on <paramref name="images"/> faces of the train split and returns
+    /// UINT8 parameters per value. Percentile keeps the central 99.99 % of each value's samples.
+    /// </summary>
+    public static Dictionary<string, QuantParams> Calibrate(GraphModule model, IReadOnlyCollection<string> values, string dataDir, int images,
+        CalibrationMethod method = CalibrationMethod.MinMax, double percentile = 99.99, int seed = 1)
+    {
+        model.eval();
+        using var data = new FaceSwapData(dataDir, Splits.Train, model.Graph.Resolution);
+        var rng = new Random(seed);
+        var targets = Enumerable.Range(0, data.Count).OrderBy(_ => rng.Next()).Take(Math.Min(images, data.Count)).ToArray();
+        var sources = targets.Select(_ => rng.Next(data.Count)).ToArray();
+        var mins = values.ToDictionary(v => v, _ => double.PositiveInfinity);
+        var maxs = values.ToDictionary(v => v, _ => double.NegativeInfinity);
+        var samples = values.ToDictionary(v => v, _ => new List<float>());
+        var inputs = model.Graph.Inputs.Select(i => i.Name).ToHashSet();
+        using (no_grad())
+            for (int start = 0; start < targets.Length; start += 8)
+            {
+                using var scope = NewDisposeScope();
+                using var batch = data.Pairs(targets.Skip(start).Take(8).ToArray(), sources.Skip(start).Take(8).ToArray());
+                var feeds = new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source };
+                var outputs = model.Run(feeds, values.Where(v => !inputs.Contains(v)).ToList());
+                foreach (var v in values)
+                {
+                    var t = inputs.Contains(v) ? feeds[v] : outputs[v];
+                    mins[v] = Math.Min(mins[v], t.min().item<float>());
+                    maxs[v] = Math.Max(maxs[v], t.max().item<float>());
+                    if (method == CalibrationMethod.Percentile)
+                    {
+                        // A strided sample keeps memory bounded on large maps.
+                        var flat = t.flatten();
+                        long step = Math.Max(1, flat.shape[0] / 20000);
+                        samples[v].AddRange(flat.slice(0, 0, flat.shape[0], step).data<float>().ToArray());
+                    }
+                }
+            }
+        return values.ToDictionary(v => v, v =>
+        {
+            if (method == CalibrationMethod.MinMax || samples[v].Count == 0) return QuantParams.Uint8(mins[v], maxs[v]);
+            var sorted = samples[v].Order().ToArray();
+            double lo = sorted[(int)Math.Floor((100 - percentile) / 100 * (sorted.Length - 1))];
+            double hi = sorted[(int)Math.Ceiling(percentile / 100 * (sorted.Length - 1))];
+            return QuantParams.Uint8(lo, hi);
+        });
+    }
+}
