@@ -28,6 +28,10 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [Description("Comma-separated conv nodes that stay float in addition to the default policy.")]
         public string? KeepFloat { get; init; }
 
+        [CommandOption("--int8-skips")]
+        [Description("Also quantize adds, concats, resizes and gates (faster small models; the default keeps skips float).")]
+        public bool Int8Skips { get; init; }
+
         [CommandOption("--dataset <DIR>")]
         [Description("Prepared dataset. Default datasets/bundled.")]
         public string? Dataset { get; init; }
@@ -46,7 +50,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         using var model = Checkpoint.Load(settings.Model);
-        var policy = new QuantPolicy { KeepFloat = (settings.KeepFloat ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet() };
+        var policy = new QuantPolicy { QuantizeSkips = settings.Int8Skips, KeepFloat = (settings.KeepFloat ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet() };
         var method = settings.Method == "percentile" ? CalibrationMethod.Percentile : CalibrationMethod.MinMax;
         var proto = PostTrainingQuantizer.Quantize(model, settings.Dataset ?? Workspace.BundledDataset, settings.Calibration, method, policy,
             new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) });

@@ -20,6 +20,11 @@ public enum CalibrationMethod { MinMax, Percentile }
 public sealed record QuantPolicy
 {
     public IReadOnlySet<string> KeepFloat { get; init; } = new HashSet<string>();
+    /// <summary>
+    /// Also run skip connections and their plumbing in INT8 (adds, concats, nearest resizes, SE gates, global pools):
+    /// fewer float islands, so small networks gain more from INT8, at some accuracy risk. Off by default (the article's policy).
+    /// </summary>
+    public bool QuantizeSkips { get; init; }
 
     /// <summary>The quantized convs of a graph.</summary>
     public IReadOnlyList<GraphNode> QuantizedConvs(NetworkGraph graph) =>
@@ -38,6 +43,12 @@ public sealed record QuantPolicy
             values.Add(conv.Inputs[0]);
             foreach (var v in ConvOutputs(graph, conv, readers)) values.Add(v);
         }
+        if (QuantizeSkips)
+            foreach (var node in graph.Nodes.Where(n => n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.Mul or Ops.GlobalAvgPool && !KeepFloat.Contains(n.Name)))
+            {
+                values.Add(node.Name);
+                foreach (var input in node.Inputs) values.Add(input);
+            }
         return values;
     }
 
