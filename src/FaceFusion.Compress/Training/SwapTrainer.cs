@@ -100,6 +100,8 @@ public sealed class SwapTrainer
 
         FaceSwapData? data = null;
         var watch = Stopwatch.StartNew();
+        int nonFinite = 0;
+        bool rolledBack = false;
         long imagesSince = 0;
         try
         {
@@ -112,7 +114,26 @@ public sealed class SwapTrainer
                     data?.Dispose();
                     data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit);
                 }
-                var losses = TrainStep(generator, discriminator, optG, optD, identity, perceptual, data, taps, step, out var sampleColumns);
+                var losses = TrainStep(generator, discriminator, optG, optD, identity, perceptual, data, taps, step, out var sampleColumns, out var skipped);
+                if (skipped is not null)
+                {
+                    nonFinite++;
+                    File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} step {step + 1}: {skipped}; step skipped\n");
+                    if (nonFinite >= c.MaxNonFiniteSteps)
+                    {
+                        var last = LatestCheckpoint();
+                        if (rolledBack || last is null)
+                            throw new InvalidOperationException($"{OutputDir}: {nonFinite} non-finite steps in a row at step {step + 1}{(rolledBack ? " after a rollback with halved learning rates" : " and no checkpoint to roll back to")}; lower optimizer.lr and resume");
+                        step = LoadCheckpoint(last, generator, discriminator, optG, optD);
+                        foreach (var group in optG.ParamGroups.Concat(optD.ParamGroups)) group.LearningRate *= 0.5;
+                        File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} rolled back to {Path.GetFileName(last)} (step {step}) with halved learning rates\n");
+                        rolledBack = true;
+                        nonFinite = 0;
+                        foreach (var t in sampleColumns) t.Dispose();
+                        continue;
+                    }
+                }
+                else nonFinite = 0;
                 step++;
                 imagesSince += c.BatchSize;
                 double ips = imagesSince / Math.Max(1e-6, watch.Elapsed.TotalSeconds);
@@ -150,8 +171,9 @@ public sealed class SwapTrainer
     }
 
     private Dictionary<string, double> TrainStep(GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD,
-        IdentityNetwork identity, PerceptualNetwork perceptual, FaceSwapData data, List<string> taps, long step, out List<Tensor> samples)
+        IdentityNetwork identity, PerceptualNetwork perceptual, FaceSwapData data, List<string> taps, long step, out List<Tensor> samples, out string? skipped)
     {
+        skipped = null;
         var c = _config;
         var w = c.LossWeights;
         using var scope = NewDisposeScope();
@@ -209,11 +231,23 @@ public sealed class SwapTrainer
             if (weight != 0) total = total.add(value.mul(weight));
             losses[name] = value.item<float>();
         }
-        if (!float.IsFinite(total.item<float>()))
-            throw new InvalidOperationException($"non-finite loss at step {step} (targets {string.Join(",", batch.TargetIndices)}); lower the learning rate or resume from the last checkpoint");
-        total.backward();
-        optG.step();
+        if (c.FaultNanSteps.Contains(step + 1)) total = total.mul(float.NaN);
         losses["total"] = total.item<float>();
+        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope(), fake.detach().MoveToOuterDisposeScope(), mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope()];
+        if (!double.IsFinite(losses["total"]))
+        {
+            skipped = $"non-finite loss (targets {string.Join(",", batch.TargetIndices)}, sources {string.Join(",", batch.SourceIndices)})";
+            return losses;
+        }
+        total.backward();
+        double gradNorm = nn.utils.clip_grad_norm_(generator.parameters(), 1e30); // measures the norm; never clips
+        if (!double.IsFinite(gradNorm))
+        {
+            skipped = $"non-finite gradient (targets {string.Join(",", batch.TargetIndices)}, sources {string.Join(",", batch.SourceIndices)})";
+            optG.zero_grad();
+            return losses;
+        }
+        optG.step();
         samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope(), fake.detach().MoveToOuterDisposeScope(), mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope()];
         return losses;
     }

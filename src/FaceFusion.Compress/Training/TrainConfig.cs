@@ -70,6 +70,13 @@ public sealed class TrainConfig
     /// <summary>Optional VGG16/19 weights (safetensors, torchvision keys) for the perceptual loss; else ResNet18.</summary>
     public string? VggWeights { get; set; }
     public string VggKind { get; set; } = "vgg16";
+    /// <summary>
+    /// Consecutive non-finite steps (NaN/Inf loss or gradient, each skipped and logged) after which the run rolls back
+    /// to its last checkpoint with half the learning rates; a second series stops the run with a message.
+    /// </summary>
+    public int MaxNonFiniteSteps { get; set; } = 5;
+    /// <summary>Fault injection for tests: steps whose loss is replaced by NaN.</summary>
+    public List<long> FaultNanSteps { get; set; } = [];
     /// <summary>Faces of the train split used (all when null): small runs and tests.</summary>
     public int? TrainLimit { get; set; }
 

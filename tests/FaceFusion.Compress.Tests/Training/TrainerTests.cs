@@ -55,6 +55,32 @@ public class TrainerTests
     }
 
     [Fact]
+    public void NonFiniteLoss_SkipsTheStep_AndRepeatedOnesRollBackThenStop()
+    {
+        var output = Path.Combine(TestAssets.TempDir(), "nan");
+        var config = TinyConfig(output);
+        config.FaultNanSteps = [2];
+        var trainer = new SwapTrainer(config, TestAssets.Assets, TestAssets.TempDir());
+        Assert.Equal(4, trainer.Train(resume: false));
+        var log = File.ReadAllText(Path.Combine(output, "train.log"));
+        Assert.Contains("step 2: non-finite loss (targets", log);
+        using (var model = Checkpoint.Load(trainer.ModelDir))
+            Assert.All(model.parameters(), p => Assert.False(p.isnan().any().item<bool>()));
+
+        var output2 = Path.Combine(TestAssets.TempDir(), "nan2");
+        var config2 = TinyConfig(output2);
+        config2.FaultNanSteps = [3, 4, 5];
+        config2.Phases = [new TrainPhase { Resolution = 32, Steps = 6 }];
+        config2.MaxNonFiniteSteps = 2;
+        config2.CheckpointEvery = 1;
+        var e = Assert.Throws<InvalidOperationException>(() => new SwapTrainer(config2, TestAssets.Assets, TestAssets.TempDir()).Train(resume: false));
+        Assert.Contains("non-finite steps in a row", e.Message);
+        // Steps 3 and 4 fail → back to the checkpoint after step 3 with halved learning rates; 4 and 5 fail again → stop.
+        Assert.Contains("rolled back to step-000003", File.ReadAllText(Path.Combine(output2, "train.log")));
+        Assert.Contains("after a rollback", e.Message);
+    }
+
+    [Fact]
     public void LogHasTheDocumentedColumns()
     {
         Assert.Equal(["step", "epoch", "resolution", "lr", "loss_total", "images_per_s"], SwapTrainer.LogColumns.Take(6));
