@@ -29,6 +29,8 @@ app.Configure(config =>
     // `ffc prune MODEL --target-… -o DIR` prunes; `ffc prune groups MODEL` lists the channel groups.
     config.AddCommand<PruneCommand>("prune")
         .WithDescription("Iterative structured pruning to a MAC/param/latency target with fine-tuning and rollback; `ffc prune groups MODEL` lists channel groups.");
+    config.AddCommand<DistillCommand>("distill")
+        .WithDescription("Distil a student from a teacher (checkpoint or ONNX): pixel, mask, CWD/feature, perceptual, identity, adversarial, illumination losses.");
     config.AddCommand<PtqCommand>("ptq")
         .WithDescription("Post-training static INT8 quantization to a QDQ ONNX model (calibrated, mixed precision); shows ORT's integer kernels.");
     config.AddCommand<SensitivityCommand>("sensitivity")

@@ -18,12 +18,14 @@ public sealed class SwapBatch : IDisposable
     public required Tensor Same { get; init; }
     /// <summary>Face-region masks from the 68 landmarks [B,1,R,R] in {0,1}.</summary>
     public required Tensor FaceMask { get; init; }
+    /// <summary>Eyes and mouth regions from the 68 landmarks [B,1,R,R] in {0,1}.</summary>
+    public required Tensor RegionMask { get; init; }
     public required int[] TargetIndices { get; init; }
     public required int[] SourceIndices { get; init; }
 
     public void Dispose()
     {
-        Target.Dispose(); Source.Dispose(); SourceImage.Dispose(); Same.Dispose(); FaceMask.Dispose();
+        Target.Dispose(); Source.Dispose(); SourceImage.Dispose(); Same.Dispose(); FaceMask.Dispose(); RegionMask.Dispose();
     }
 }
 
@@ -36,6 +38,7 @@ public sealed class FaceSwapData : IDisposable
 {
     private readonly Tensor _crops;      // [N,3,R,R] uint8
     private readonly Tensor _masks;      // [N,1,R,R] uint8
+    private readonly Tensor _regions;    // [N,1,R,R] uint8: eyes and mouth
     private readonly Tensor _embeddings; // [N,512] float
     private readonly int[][] _byIdentity;
     private readonly int[] _identityOf;
@@ -60,6 +63,7 @@ public sealed class FaceSwapData : IDisposable
         int stored = sizes.FirstOrDefault(s => s >= resolution, sizes.Max());
         var pixels = new byte[records.Count * 3 * resolution * resolution];
         var masks = new byte[records.Count * resolution * resolution];
+        var regions = new byte[records.Count * resolution * resolution];
         var emb = new float[records.Count * FaceManifest.EmbeddingSize];
         Parallel.For(0, records.Count, i =>
         {
@@ -69,11 +73,14 @@ public sealed class FaceSwapData : IDisposable
             int plane = resolution * resolution, offset = i * 3 * plane;
             for (int p = 0; p < plane; p++)
                 for (int c = 0; c < 3; c++) pixels[offset + c * plane + p] = image.Pixels[p * 3 + c];
-            FaceRegion.Rasterize(r.LandmarkPoints(), (double)resolution / r.CropSize, resolution, masks.AsSpan(i * plane, plane));
+            var points = r.LandmarkPoints();
+            FaceRegion.Rasterize(points, (double)resolution / r.CropSize, resolution, masks.AsSpan(i * plane, plane));
+            FaceRegion.RasterizeEyesAndMouth(points, (double)resolution / r.CropSize, resolution, regions.AsSpan(i * plane, plane));
             Array.Copy(embeddings[r.EmbeddingOffset], 0, emb, i * FaceManifest.EmbeddingSize, FaceManifest.EmbeddingSize);
         });
         _crops = tensor(pixels, [records.Count, 3, resolution, resolution]);
         _masks = tensor(masks, [records.Count, 1, resolution, resolution]);
+        _regions = tensor(regions, [records.Count, 1, resolution, resolution]);
         _embeddings = tensor(emb, [records.Count, FaceManifest.EmbeddingSize]);
         var identities = records.Select(r => r.Identity).Distinct().Order(StringComparer.Ordinal).ToList();
         var index = identities.Select((id, k) => (id, k)).ToDictionary(p => p.id, p => p.k);
@@ -128,11 +135,13 @@ public sealed class FaceSwapData : IDisposable
         var si = tensor(sources.Select(i => (long)i).ToArray());
         var target = _crops.index_select(0, ti).to_type(ScalarType.Float32).div(127.5).sub(1);
         var mask = _masks.index_select(0, ti).to_type(ScalarType.Float32);
+        var region = _regions.index_select(0, ti).to_type(ScalarType.Float32);
         if (flips.Any(f => f))
         {
             var flipMask = tensor(flips).view(-1, 1, 1, 1);
             target = where(flipMask, target.flip(3), target);
             mask = where(flipMask, mask.flip(3), mask);
+            region = where(flipMask, region.flip(3), region);
         }
         var batch = new SwapBatch
         {
@@ -141,6 +150,7 @@ public sealed class FaceSwapData : IDisposable
             SourceImage = _crops.index_select(0, si).to_type(ScalarType.Float32).div(127.5).sub(1).MoveToOuterDisposeScope(),
             Same = tensor(same).MoveToOuterDisposeScope(),
             FaceMask = mask.MoveToOuterDisposeScope(),
+            RegionMask = region.MoveToOuterDisposeScope(),
             TargetIndices = targets, SourceIndices = sources,
         };
         return batch;
@@ -148,7 +158,7 @@ public sealed class FaceSwapData : IDisposable
 
     public void Dispose()
     {
-        _crops.Dispose(); _masks.Dispose(); _embeddings.Dispose();
+        _crops.Dispose(); _masks.Dispose(); _regions.Dispose(); _embeddings.Dispose();
     }
 }
 
@@ -163,6 +173,22 @@ public static class FaceRegion
         for (int y = 0; y < size; y++)
             for (int x = 0; x < size; x++)
                 if (Inside(hull, x + 0.5, y + 0.5)) mask[y * size + x] = 1;
+    }
+
+    /// <summary>The hulls of each eye (points 36–41, 42–47) and of the mouth (48–59), slightly enlarged, filled.</summary>
+    public static void RasterizeEyesAndMouth(IReadOnlyList<(double X, double Y)> landmarks, double scale, int size, Span<byte> mask)
+    {
+        mask.Clear();
+        if (landmarks.Count < 68) return;
+        foreach (var (from, to) in new[] { (36, 41), (42, 47), (48, 59) })
+        {
+            var part = Enumerable.Range(from, to - from + 1).Select(i => (landmarks[i].X * scale, landmarks[i].Y * scale)).ToList();
+            double cx = part.Average(p => p.Item1), cy = part.Average(p => p.Item2);
+            var hull = ConvexHull(part.Select(p => (cx + (p.Item1 - cx) * 1.4, cy + (p.Item2 - cy) * 1.8)).ToList());
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    if (hull.Count >= 3 && Inside(hull, x + 0.5, y + 0.5)) mask[y * size + x] = 1;
+        }
     }
 
     private static List<(double X, double Y)> ConvexHull(List<(double X, double Y)> points)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Distillation;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
@@ -29,8 +30,19 @@ public sealed class SwapTrainer
     public static readonly string[] LossNames =
         ["reconstruction", "ssim", "identity", "perceptual", "adversarial", "feature_matching", "mask", "background", "discriminator"];
 
+    /// <summary>Terms added when distilling from a teacher.</summary>
+    public static readonly string[] DistillLossNames =
+        ["distill_pixel", "distill_mask", "distill_cwd", "distill_feature_mse", "distill_perceptual", "distill_identity", "illumination"];
+
     public static IReadOnlyList<string> LogColumns =>
         new[] { "step", "epoch", "resolution", "lr", "loss_total", "images_per_s" }.Concat(LossNames.Select(n => "loss_" + n)).ToList();
+
+    /// <summary>This run's columns: <see cref="LogColumns"/>, plus the distillation terms when a teacher is set.</summary>
+    public IReadOnlyList<string> Columns => _config.Teacher is null ? LogColumns : LogColumns.Concat(DistillLossNames.Select(n => "loss_" + n)).ToList();
+    private IEnumerable<string> AllLossNames => _config.Teacher is null ? LossNames : LossNames.Concat(DistillLossNames);
+
+    private ITeacher? _teacher;
+    private FeatureAdapters? _adapters;
 
     private readonly TrainConfig _config;
     private readonly AssetPaths _assets;
@@ -77,7 +89,13 @@ public sealed class SwapTrainer
         if (Directory.Exists(Resolve(c.Model))) Checkpoint.LoadWeights(generator, Path.Combine(Resolve(c.Model), Checkpoint.WeightsFile));
         using var discriminator = new GraphModule(Discriminator.Build(c.Resolution));
         var taps = Discriminator.FeatureTaps(discriminator.Graph).ToList();
-        using var optG = optim.Adam(generator.parameters(), c.Optimizer.Lr, c.Optimizer.Beta1, c.Optimizer.Beta2);
+        var pairs = c.Distill.FeaturePairs.Select(FeaturePair.Parse).ToList();
+        using var teacher = c.Teacher is null ? null : Teachers.Open(Resolve(c.Teacher), pairs.Select(p => p.Teacher).ToList());
+        _teacher = teacher;
+        using var adapters = teacher is null ? null : BuildAdapters(generator, teacher, pairs);
+        _adapters = adapters;
+        var trainable = adapters is null ? generator.parameters() : generator.parameters().Concat(adapters.parameters());
+        using var optG = optim.Adam(trainable, c.Optimizer.Lr, c.Optimizer.Beta1, c.Optimizer.Beta2);
         using var optD = optim.Adam(discriminator.parameters(), c.Optimizer.DiscriminatorLr, c.Optimizer.Beta1, c.Optimizer.Beta2);
         long step = 0;
         if (resume && latest is not null)
@@ -92,11 +110,11 @@ public sealed class SwapTrainer
         long total = c.TotalSteps;
         long end = stopAfter is long s ? Math.Min(total, step + s) : total;
         long resumedAt = step;
-        using var log = new CsvLog(Path.Combine(OutputDir, "train_log.csv"), LogColumns,
+        using var log = new CsvLog(Path.Combine(OutputDir, "train_log.csv"), Columns,
             keep => long.TryParse(keep, NumberStyles.Integer, CultureInfo.InvariantCulture, out var st) && st <= resumedAt);
         var board = torch.utils.tensorboard.SummaryWriter(Path.Combine(OutputDir, "tensorboard"));
         File.AppendAllText(Path.Combine(OutputDir, "train.log"),
-            $"{DateTime.UtcNow:o} {(resumedAt > 0 ? $"resumed at step {resumedAt}" : "started")}; perceptual network: {perceptual.Kind}; threads {torch.get_num_threads()}\n");
+            $"{DateTime.UtcNow:o} {(resumedAt > 0 ? $"resumed at step {resumedAt}" : "started")}; perceptual network: {perceptual.Kind}; threads {torch.get_num_threads()}{(teacher is null ? "" : $"; teacher: {teacher.Description}")}\n");
 
         FaceSwapData? data = null;
         var watch = Stopwatch.StartNew();
@@ -142,7 +160,7 @@ public sealed class SwapTrainer
                     ["step"] = step, ["epoch"] = (double)step * c.BatchSize / data.Count, ["resolution"] = phase.Resolution,
                     ["lr"] = c.Optimizer.Lr, ["loss_total"] = losses["total"], ["images_per_s"] = ips,
                 };
-                foreach (var n in LossNames) row["loss_" + n] = losses[n];
+                foreach (var n in AllLossNames) row["loss_" + n] = losses[n];
                 log.Write(row);
                 foreach (var (name, value) in losses) board.add_scalar($"loss/{name}", (float)value, (int)step);
                 board.add_scalar("images_per_s", (float)ips, (int)step);
@@ -180,11 +198,13 @@ public sealed class SwapTrainer
         generator.train();
         discriminator.train();
         using var batch = data.Sample(c.BatchSize, c.SameIdentityFraction, c.Seed, step);
-        var outputs = generator.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source });
+        // One forward; when distilling features, the student's paired nodes are tapped in the same pass.
+        var studentTaps = _adapters?.Pairs.Select(p => p.Student).ToList() ?? [];
+        var outputs = generator.Run(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source }, studentTaps);
         var fake = outputs[SwapperIO.Output];
         var mask = outputs[SwapperIO.Mask];
         bool adversarial = step >= c.AdversarialStartStep && (w.Adversarial > 0 || w.FeatureMatching > 0);
-        var losses = LossNames.ToDictionary(n => n, _ => 0.0);
+        var losses = AllLossNames.ToDictionary(n => n, _ => 0.0);
 
         if (adversarial)
         {
@@ -225,6 +245,8 @@ public sealed class SwapTrainer
             foreach (var tap in taps) fm = fm.add(fakeOut[tap].sub(realOut[tap]).abs().mean());
             terms["feature_matching"] = (w.FeatureMatching, fm.div(taps.Count));
         }
+        Tensor? teacherOutput = null;
+        if (_teacher is not null) teacherOutput = AddDistillationTerms(terms, outputs, identity, perceptual, batch, fake, mask);
         Tensor total = zeros(1);
         foreach (var (name, (weight, value)) in terms)
         {
@@ -233,7 +255,10 @@ public sealed class SwapTrainer
         }
         if (c.FaultNanSteps.Contains(step + 1)) total = total.mul(float.NaN);
         losses["total"] = total.item<float>();
-        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope(), fake.detach().MoveToOuterDisposeScope(), mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope()];
+        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope()];
+        if (teacherOutput is not null) samples.Add(teacherOutput.detach().MoveToOuterDisposeScope());
+        samples.Add(fake.detach().MoveToOuterDisposeScope());
+        samples.Add(mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope());
         if (!double.IsFinite(losses["total"]))
         {
             skipped = $"non-finite loss (targets {string.Join(",", batch.TargetIndices)}, sources {string.Join(",", batch.SourceIndices)})";
@@ -248,8 +273,66 @@ public sealed class SwapTrainer
             return losses;
         }
         optG.step();
-        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope(), fake.detach().MoveToOuterDisposeScope(), mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope()];
+        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope()];
+        if (teacherOutput is not null) samples.Add(teacherOutput.detach().MoveToOuterDisposeScope());
+        samples.Add(fake.detach().MoveToOuterDisposeScope());
+        samples.Add(mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope());
         return losses;
+    }
+
+    /// <summary>Adds the distillation terms; returns the teacher's output (at the batch's resolution).</summary>
+    private Tensor AddDistillationTerms(Dictionary<string, (double Weight, Tensor Value)> terms, Dictionary<string, Tensor> studentFeatures, IdentityNetwork identity,
+        PerceptualNetwork perceptual, SwapBatch batch, Tensor fake, Tensor mask)
+    {
+        var d = _config.Distill;
+        int r = (int)batch.Target.shape[3];
+        var teacher = _teacher!;
+        Tensor Resize(Tensor x, long size) => x.shape[^1] == size ? x : nn.functional.interpolate(x, size: [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
+        var pairs = _adapters!.Pairs;
+        var result = teacher.Run(Resize(batch.Target, teacher.Resolution), batch.Source, pairs.Select(p => p.Teacher).ToList());
+        var tOut = Resize(result.Output, r);
+        var weight = batch.RegionMask.mul(d.RegionWeight).add(1);
+        terms["distill_pixel"] = (d.Pixel, fake.sub(tOut).abs().mul(weight).mean());
+        terms["distill_mask"] = (result.Mask is null ? 0 : d.Mask, result.Mask is null ? zeros(1) : mask.sub(Resize(result.Mask, r)).abs().mean());
+        terms["distill_perceptual"] = (d.Perceptual, d.Perceptual > 0 ? perceptual.Distance(fake, tOut).mean() : zeros(1));
+        terms["distill_identity"] = (d.IdentityTeacher, d.IdentityTeacher > 0 ? nn.functional.cosine_similarity(identity.call(fake), identity.call(tOut), 1).neg().add(1).mean() : zeros(1));
+        terms["illumination"] = (d.Illumination, DistillationLosses.Illumination(fake, tOut, batch.FaceMask));
+        Tensor cwd = zeros(1), mse = zeros(1);
+        if (pairs.Count > 0)
+        {
+            for (int i = 0; i < pairs.Count; i++)
+            {
+                var t = result.Features[pairs[i].Teacher];
+                var s = _adapters.call(i, studentFeatures[pairs[i].Student]);
+                if (s.shape[^1] != t.shape[^1]) s = nn.functional.interpolate(s, size: [t.shape[2], t.shape[3]], mode: InterpolationMode.Bilinear, align_corners: false);
+                cwd = cwd.add(DistillationLosses.ChannelWise(s, t, d.Tau));
+                mse = mse.add(s.sub(t).pow(2).mean());
+            }
+            cwd = cwd.div(pairs.Count);
+            mse = mse.div(pairs.Count);
+        }
+        terms["distill_cwd"] = (d.Cwd, cwd);
+        terms["distill_feature_mse"] = (d.FeatureMse, mse);
+        return tOut;
+    }
+
+    private FeatureAdapters BuildAdapters(GraphModule generator, ITeacher teacher, List<(string Student, string Teacher)> pairs)
+    {
+        if (pairs.Count == 0) return new FeatureAdapters([]);
+        var studentShapes = ShapeInference.Infer(generator.Graph, generator.Graph.Resolution);
+        using var scope = NewDisposeScope();
+        int r = teacher.Resolution;
+        var probe = teacher.Run(zeros(1, 3, r, r), nn.functional.normalize(ones(1, 512), dim: 1), pairs.Select(p => p.Teacher).ToList());
+        var resolved = pairs.Select(p =>
+        {
+            if (!studentShapes.TryGetValue(p.Student, out var shape))
+                throw new InvalidDataException($"feature pair '{p.Student}={p.Teacher}': the student has no node '{p.Student}'");
+            var t = probe.Features[p.Teacher];
+            if (t.dim() != 4) throw new InvalidDataException($"feature pair '{p.Student}={p.Teacher}': the teacher tensor must be a feature map [N,C,H,W]");
+            return new FeaturePair(p.Student, p.Teacher, shape.Channels, (int)t.shape[1]);
+        }).ToList();
+        torch.manual_seed(_config.Seed + 7);
+        return new FeatureAdapters(resolved);
     }
 
     private void SaveCheckpoint(long step, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
@@ -261,6 +344,7 @@ public sealed class SwapTrainer
         Directory.CreateDirectory(staging);
         Checkpoint.Save(staging, generator);
         SafeTensors.Save(Path.Combine(staging, "discriminator.safetensors"), discriminator.state_dict());
+        if (_adapters is not null) SafeTensors.Save(Path.Combine(staging, "adapters.safetensors"), _adapters.state_dict());
         optG.save_state_dict(Path.Combine(staging, "optimizer_g.bin"));
         optD.save_state_dict(Path.Combine(staging, "optimizer_d.bin"));
         File.WriteAllText(Path.Combine(staging, "state.json"), JsonSerializer.Serialize(new { step, seed = _config.Seed }));
@@ -273,13 +357,20 @@ public sealed class SwapTrainer
             Directory.Delete(old, true);
     }
 
-    private static long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
+    private long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
     {
         Checkpoint.LoadWeights(generator, Path.Combine(dir, Checkpoint.WeightsFile));
         var tensors = SafeTensors.Load(Path.Combine(dir, "discriminator.safetensors"), out _);
         using (no_grad())
             foreach (var (name, target) in discriminator.state_dict()) target.copy_(tensors[name]);
         foreach (var t in tensors.Values) t.Dispose();
+        if (_adapters is not null && File.Exists(Path.Combine(dir, "adapters.safetensors")))
+        {
+            var adapterTensors = SafeTensors.Load(Path.Combine(dir, "adapters.safetensors"), out _);
+            using (no_grad())
+                foreach (var (name, target) in _adapters.state_dict()) target.copy_(adapterTensors[name]);
+            foreach (var t in adapterTensors.Values) t.Dispose();
+        }
         optG.load_state_dict(Path.Combine(dir, "optimizer_g.bin"));
         optD.load_state_dict(Path.Combine(dir, "optimizer_d.bin"));
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));

@@ -40,6 +40,30 @@ public sealed class LossWeights
     public double Background { get; set; } = 5;
 }
 
+/// <summary>Distillation terms, used when <see cref="TrainConfig.Teacher"/> is set; 0 switches a term off.</summary>
+public sealed class DistillConfig
+{
+    /// <summary>L1 between student and teacher outputs (eyes and mouth weighted by 1 + region_weight).</summary>
+    public double Pixel { get; set; } = 10;
+    /// <summary>L1 between student and teacher masks (when the teacher has a mask output).</summary>
+    public double Mask { get; set; } = 1;
+    /// <summary>Channel-wise distillation (τ²·KL of spatial softmaxes) on the feature pairs.</summary>
+    public double Cwd { get; set; } = 1;
+    /// <summary>Plain MSE on the feature pairs.</summary>
+    public double FeatureMse { get; set; }
+    /// <summary>Perceptual distance between student and teacher outputs.</summary>
+    public double Perceptual { get; set; } = 1;
+    /// <summary>1 − cos(embed(student output), embed(teacher output)).</summary>
+    public double IdentityTeacher { get; set; }
+    /// <summary>Low-frequency colour/brightness of the output matches the teacher's in the face region.</summary>
+    public double Illumination { get; set; } = 1;
+    public double Tau { get; set; } = 4;
+    /// <summary>Extra weight of the eye and mouth regions (from the 68 landmarks) in the pixel term.</summary>
+    public double RegionWeight { get; set; } = 2;
+    /// <summary>Feature pairs "student_node=teacher_tensor"; 1×1 adapters map channels where counts differ.</summary>
+    public List<string> FeaturePairs { get; set; } = [];
+}
+
 /// <summary>A training configuration (`ffc train --config FILE`), YAML with snake_case keys.</summary>
 public sealed class TrainConfig
 {
@@ -67,6 +91,9 @@ public sealed class TrainConfig
     public int KeepCheckpoints { get; set; } = 2;
     /// <summary>CPU threads for TorchSharp; 0 = all cores.</summary>
     public int Threads { get; set; }
+    /// <summary>A teacher (checkpoint folder or ONNX swapper): set for distillation (`ffc distill`).</summary>
+    public string? Teacher { get; set; }
+    public DistillConfig Distill { get; set; } = new();
     /// <summary>Optional VGG16/19 weights (safetensors, torchvision keys) for the perceptual loss; else ResNet18.</summary>
     public string? VggWeights { get; set; }
     public string VggKind { get; set; } = "vgg16";

@@ -1,0 +1,73 @@
+using System.ComponentModel;
+using System.Globalization;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FaceFusion.Compress.Cli.Commands;
+
+internal sealed class DistillCommand : Command<DistillCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--teacher <T>")]
+        [Description("Teacher: a checkpoint folder or any ONNX swapper with target/source inputs (run through ONNX Runtime).")]
+        public string? Teacher { get; init; }
+
+        [CommandOption("--student <S>")]
+        [Description("Student: a built-in architecture (student) or a checkpoint folder (e.g. a pruned model).")]
+        public string? Student { get; init; }
+
+        [CommandOption("-c|--config <FILE>")]
+        [Description("Training/distillation config (YAML); its distill: section sets the loss weights. Default: built-in defaults.")]
+        public string? Config { get; init; }
+
+        [CommandOption("--features <PAIRS>")]
+        [Description("Feature pairs student_node=teacher_tensor, comma separated (CWD/MSE with 1×1 adapters).")]
+        public string? Features { get; init; }
+
+        [CommandOption("-o|--output <DIR>")]
+        [Description("Output folder. Default artifacts/distill/<student>.")]
+        public string? Output { get; init; }
+
+        [CommandOption("--resume")]
+        [Description("Continue from the output folder's latest checkpoint.")]
+        public bool Resume { get; init; }
+
+        [CommandOption("--steps <N>")]
+        [Description("Stop after N steps of this run; resume later with --resume.")]
+        public long? Steps { get; init; }
+
+        public override ValidationResult Validate() =>
+            Teacher is null || Student is null ? ValidationResult.Error("--teacher and --student are required") : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var config = settings.Config is null ? new TrainConfig() : TrainConfig.Load(settings.Config);
+        config.Model = settings.Student!;
+        config.Teacher = settings.Teacher;
+        if (settings.Features is not null)
+            config.Distill.FeaturePairs.AddRange(settings.Features.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        config.Output = settings.Output ?? (settings.Config is null ? Path.Combine("artifacts", "distill", Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Student!))) : config.Output);
+        var trainer = new SwapTrainer(config, AssetPaths.Locate(), Workspace.Root);
+        long reached = 0;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("distilling", maxValue: config.TotalSteps);
+                var progress = new Progress<TrainProgress>(p =>
+                {
+                    task.Value = p.Step;
+                    task.Description = string.Create(CultureInfo.InvariantCulture,
+                        $"step {p.Step}/{p.TotalSteps} @{p.Resolution}px {p.ImagesPerSecond:0.0} img/s total {p.Losses["total"]:0.000} pixel {p.Losses["distill_pixel"]:0.000} id {p.Losses["identity"]:0.000}");
+                });
+                reached = trainer.Train(settings.Resume, progress, settings.Steps, cancellationToken);
+                task.Value = reached;
+            });
+        AnsiConsole.MarkupLineInterpolated($"reached step {reached}/{config.TotalSteps}; log {Path.Combine(trainer.OutputDir, "train_log.csv")}; model {trainer.ModelDir}");
+        return 0;
+    }
+}

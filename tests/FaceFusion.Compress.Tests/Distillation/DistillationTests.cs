@@ -1,0 +1,103 @@
+using System.Globalization;
+using FaceFusion.Compress.Distillation;
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Tests.Export;
+using FaceFusion.Compress.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Tests.Distillation;
+
+public class DistillationTests
+{
+    [Fact]
+    public void ChannelWiseKl_IsZeroForEqualFeatures_AndMatchesAHandValue()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(1);
+        var a = randn(2, 3, 4, 4, generator: gen);
+        Assert.Equal(0f, DistillationLosses.ChannelWise(a, a.clone()).item<float>(), 6);
+        Assert.True(DistillationLosses.ChannelWise(a, randn(2, 3, 4, 4, generator: gen)).item<float>() > 0);
+        // Teacher logits (0, 0) → p_t = (½, ½); student (0, ln 3) → p_s = (¼, ¾); KL = ½ ln 2 + ½ ln(2/3) = ½ ln(4/3).
+        var teacher = tensor(new[] { 0f, 0f }, [1, 1, 1, 2]);
+        var student = tensor(new[] { 0f, MathF.Log(3) }, [1, 1, 1, 2]);
+        Assert.Equal(0.5 * Math.Log(4.0 / 3), DistillationLosses.ChannelWise(student, teacher, tau: 1).item<float>(), 5);
+        // τ scales logits and the loss by τ².
+        Assert.Equal(4 * 0.5 * Math.Log(4.0 / 3), DistillationLosses.ChannelWise(student.mul(2), teacher, tau: 2).item<float>(), 5);
+    }
+
+    [Fact]
+    public void FrozenNetworks_HaveNoTrainableParameters()
+    {
+        var dir = TestAssets.TempDir();
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) Checkpoint.Save(dir, model);
+        using var teacher = new CheckpointTeacher(dir);
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        Assert.All(identity.parameters(), p => Assert.False(p.requires_grad));
+        using var scope = NewDisposeScope();
+        var x = rand(2, 3, 32, 32).mul(2).sub(1);
+        x.requires_grad = true;
+        var result = teacher.Run(x, nn.functional.normalize(ones(2, 512), dim: 1), []);
+        Assert.False(result.Output.requires_grad);
+    }
+
+    private static TrainConfig DistillConfig(string output, string teacher, int steps) => new()
+    {
+        Model = "student", Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 5, BatchSize = 4, Teacher = teacher,
+        Phases = [new TrainPhase { Resolution = 32, Steps = steps }], AdversarialStartStep = 1, CheckpointEvery = 2, SampleEvery = 100,
+        EvalPairs = 2, EvalSplit = "train", Threads = 2,
+        Optimizer = new OptimizerConfig { Lr = 1e-3 },
+        LossWeights = new LossWeights { Reconstruction = 0, Ssim = 0, Identity = 0, Perceptual = 0, Adversarial = 0, FeatureMatching = 0, Mask = 0, Background = 0 },
+        Distill = new DistillConfig { Pixel = 10, Perceptual = 0, Illumination = 1 },
+    };
+
+    [Fact]
+    public void DistillingFromAnOnnxTeacher_ReducesTheStudentTeacherGap()
+    {
+        var dir = TestAssets.TempDir();
+        var teacherPath = Path.Combine(dir, "teacher.onnx");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) OnnxExporter.ExportToFile(t, teacherPath);
+        var output = Path.Combine(dir, "distill");
+        new SwapTrainer(DistillConfig(output, teacherPath, 12), TestAssets.Assets, dir).Train(false);
+        var rows = File.ReadAllLines(Path.Combine(output, "train_log.csv"));
+        var columns = rows[0].Split(',').ToList();
+        int pixel = columns.IndexOf("loss_distill_pixel");
+        Assert.True(pixel > 0);
+        Assert.Contains("loss_illumination", columns);
+        var values = rows.Skip(1).Select(r => double.Parse(r.Split(',')[pixel], CultureInfo.InvariantCulture)).ToList();
+        Assert.True(values.Skip(9).Average() < 0.8 * values.Take(3).Average(), $"pixel distillation loss {string.Join(" ", values.Select(v => v.ToString("0.000")))}");
+        Assert.Contains("teacher: ONNX", File.ReadAllText(Path.Combine(output, "train.log")));
+    }
+
+    [Fact]
+    public void FeaturePairs_UseAdapters_AndResumeExactly()
+    {
+        var dir = TestAssets.TempDir();
+        var teacherDir = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) Checkpoint.Save(teacherDir, t);
+        TrainConfig Config(string output)
+        {
+            var c = DistillConfig(output, teacherDir, 4);
+            c.Distill.FeaturePairs = ["dec1_pwact=dec1b_act"]; // student 24 channels → teacher 48: a 1×1 adapter
+            c.Distill.Cwd = 1;
+            return c;
+        }
+        var straight = Path.Combine(dir, "a");
+        new SwapTrainer(Config(straight), TestAssets.Assets, dir).Train(false);
+        var resumed = Path.Combine(dir, "b");
+        var trainer = new SwapTrainer(Config(resumed), TestAssets.Assets, dir);
+        trainer.Train(false, stopAfter: 2);
+        Assert.True(File.Exists(Path.Combine(resumed, "checkpoints", "step-000002", "adapters.safetensors")));
+        trainer.Train(true);
+        var a = File.ReadAllLines(Path.Combine(straight, "train_log.csv"));
+        var b = File.ReadAllLines(Path.Combine(resumed, "train_log.csv"));
+        var columns = a[0].Split(',').ToList();
+        int cwd = columns.IndexOf("loss_distill_cwd"), total = columns.IndexOf("loss_total");
+        Assert.True(double.Parse(a[1].Split(',')[cwd], CultureInfo.InvariantCulture) > 0);
+        for (int i = 1; i < a.Length; i++)
+            Assert.Equal(double.Parse(a[i].Split(',')[total], CultureInfo.InvariantCulture), double.Parse(b[i].Split(',')[total], CultureInfo.InvariantCulture), 4);
+    }
+}
