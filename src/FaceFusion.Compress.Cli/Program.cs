@@ -29,6 +29,8 @@ app.Configure(config =>
     // `ffc prune MODEL --target-… -o DIR` prunes; `ffc prune groups MODEL` lists the channel groups.
     config.AddCommand<PruneCommand>("prune")
         .WithDescription("Iterative structured pruning to a MAC/param/latency target with fine-tuning and rollback; `ffc prune groups MODEL` lists channel groups.");
+    config.AddCommand<RunCommand>("run")
+        .WithDescription("Run a YAML recipe (train → sensitivity → prune → distill → ptq → export → bench → report), resumable; --dry-run prints the plan.");
     config.AddCommand<SwapCommand>("swap")
         .WithDescription("Swap a face into an image or video with an ONNX swapper (detect, align, swap, colour-correct, paste back).");
     config.AddCommand<DistillCommand>("distill")

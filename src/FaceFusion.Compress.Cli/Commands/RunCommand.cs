@@ -1,0 +1,50 @@
+using System.ComponentModel;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Recipes;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FaceFusion.Compress.Cli.Commands;
+
+internal sealed class RunCommand : Command<RunCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<RECIPE>")]
+        [Description("A recipe YAML (see recipes/README.md).")]
+        public string Recipe { get; init; } = "";
+
+        [CommandOption("--profile <NAME>")]
+        [Description("Apply a profile's overrides (e.g. quality, lightweight).")]
+        public string? Profile { get; init; }
+
+        [CommandOption("--dry-run")]
+        [Description("Validate and print the plan with estimated params/MACs; do no work.")]
+        public bool DryRun { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        Recipe recipe;
+        try { recipe = RecipeParser.Load(settings.Recipe, settings.Profile); }
+        catch (RecipeException e)
+        {
+            foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");
+            return 2;
+        }
+        var runner = new RecipeRunner(recipe, AssetPaths.Locate(), Workspace.Root);
+        if (settings.DryRun)
+        {
+            AnsiConsole.MarkupLineInterpolated($"plan for {recipe.Name}{(recipe.Profile is null ? "" : $" ({recipe.Profile})")} → {runner.RunDir}");
+            foreach (var line in runner.Plan()) AnsiConsole.WriteLine("  " + line);
+            return 0;
+        }
+        var records = runner.Run(line => AnsiConsole.WriteLine(line));
+        var table = new Table().Title($"run {runner.RunDir}").AddColumns("stage", "status", "seconds");
+        foreach (var r in records) table.AddRow(r.Name, r.Status, r.Seconds.ToString("0"));
+        AnsiConsole.Write(table);
+        var report = records.SelectMany(r => r.Outputs).FirstOrDefault(o => o.Key == "report:md").Value;
+        if (report is not null) AnsiConsole.MarkupLineInterpolated($"report: {report}");
+        return 0;
+    }
+}

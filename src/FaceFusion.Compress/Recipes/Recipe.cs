@@ -1,0 +1,247 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace FaceFusion.Compress.Recipes;
+
+/// <summary>One problem in a recipe: where it is and what is wrong.</summary>
+public sealed record RecipeError(string File, long Line, long Column, string Message)
+{
+    public override string ToString() => $"{File}:{Line}:{Column}: {Message}";
+}
+
+/// <summary>Raised when a recipe is invalid; carries every problem found, not just the first.</summary>
+public sealed class RecipeException(IReadOnlyList<RecipeError> errors)
+    : Exception(string.Join(Environment.NewLine, errors.Select(e => e.ToString())))
+{
+    public IReadOnlyList<RecipeError> Errors { get; } = errors;
+}
+
+/// <summary>One stage of a recipe: its kind and its parameters (validated against <see cref="RecipeSchema"/>).</summary>
+public sealed record RecipeStage(string Kind, IReadOnlyDictionary<string, string> Parameters)
+{
+    public string Get(string key, string fallback) => Parameters.TryGetValue(key, out var v) ? v : fallback;
+    public double GetDouble(string key, double fallback) => Parameters.TryGetValue(key, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
+    public int GetInt(string key, int fallback) => Parameters.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+    public bool GetBool(string key, bool fallback) => Parameters.TryGetValue(key, out var v) ? bool.Parse(v) : fallback;
+}
+
+/// <summary>A parsed, validated recipe with one profile applied.</summary>
+public sealed record Recipe(string Path, string Name, string Hash, string Data, int Resolution, int Seed, string? Teacher, string? Profile,
+    IReadOnlyList<RecipeStage> Stages, IReadOnlyList<string> Profiles);
+
+/// <summary>
+/// Every key a recipe may hold, its type, default and meaning (recipes/README.md documents the same table).
+/// Types: string, int, double, bool, path, list (comma-separated or a YAML sequence of scalars).
+/// </summary>
+public static class RecipeSchema
+{
+    public sealed record Key(string Type, string Default, string Meaning);
+
+    public static readonly IReadOnlyDictionary<string, Key> TopLevel = new Dictionary<string, Key>
+    {
+        ["name"] = new("string", "the file name", "the run's name: outputs go to artifacts/<name>[-<profile>]/"),
+        ["data"] = new("path", "datasets/bundled", "prepared dataset (ffc data prepare)"),
+        ["resolution"] = new("int", "128", "model resolution"),
+        ["seed"] = new("int", "1", "seed of every stage"),
+        ["teacher"] = new("path", "(none)", "teacher checkpoint or ONNX; without it the first train stage's model is the teacher"),
+        ["stages"] = new("list of stages", "(required)", "the stages, run in order"),
+        ["profiles"] = new("map", "(none)", "named sets of overrides, each `stage.key: value` (the first stage of that kind)"),
+    };
+
+    public static readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, Key>> Stages = new Dictionary<string, IReadOnlyDictionary<string, Key>>
+    {
+        ["train"] = new Dictionary<string, Key>
+        {
+            ["config"] = new("path", "(required)", "training config (ffc train); its output is replaced by the stage folder"),
+        },
+        ["sensitivity"] = new Dictionary<string, Key>
+        {
+            ["ratios"] = new("list", "0.1,…,0.9", "fractions of each group removed"),
+            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random"),
+            ["eval_pairs"] = new("int", "32", "val faces per measurement"),
+        },
+        ["prune"] = new Dictionary<string, Key>
+        {
+            ["target_macs"] = new("string", "(one target required)", "fraction (0.6) or absolute (1.2G)"),
+            ["target_params"] = new("string", "", "fraction or absolute (2.5M)"),
+            ["target_latency_ms"] = new("string", "", "fraction or milliseconds (8ms)"),
+            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random"),
+            ["step_fraction"] = new("double", "0.1", "largest share of remaining prunable channels removed per step"),
+            ["finetune_steps"] = new("int", "50", "fine-tuning steps after each pruning step"),
+            ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
+            ["min_channels"] = new("int", "8", "smallest group size"),
+            ["distill"] = new("bool", "true", "distil from the unpruned model while fine-tuning"),
+            ["train_limit"] = new("int", "(all)", "train faces used"),
+        },
+        ["distill"] = new Dictionary<string, Key>
+        {
+            ["student"] = new("string", "current", "current (the model so far: e.g. the pruned one) or a built-in architecture"),
+            ["config"] = new("path", "(defaults)", "training/distillation config for loss weights and phases"),
+            ["steps"] = new("int", "200", "steps when no config is given"),
+            ["features"] = new("list", "(none)", "feature pairs student_node=teacher_tensor"),
+        },
+        ["ptq"] = new Dictionary<string, Key>
+        {
+            ["calibration"] = new("int", "128", "calibration images"),
+            ["method"] = new("string", "minmax", "minmax or percentile"),
+            ["int8_skips"] = new("bool", "false", "also quantize adds, concats, resizes and gates"),
+        },
+        ["export"] = new Dictionary<string, Key>
+        {
+            ["fp16"] = new("bool", "false", "also export FP16 (for GPU execution providers)"),
+        },
+        ["bench"] = new Dictionary<string, Key>
+        {
+            ["pairs"] = new("int", "64", "evaluation pairs"),
+            ["split"] = new("string", "test", "evaluation split"),
+        },
+        ["report"] = new Dictionary<string, Key>(),
+    };
+
+    public static readonly string[] StageKinds = Stages.Keys.ToArray();
+}
+
+/// <summary>Parses and validates recipes, reporting every problem with file, line and column.</summary>
+public static class RecipeParser
+{
+    public static Recipe Load(string path, string? profile = null)
+    {
+        if (!File.Exists(path)) throw new RecipeException([new RecipeError(path, 0, 0, "recipe file not found")]);
+        var text = File.ReadAllText(path);
+        var errors = new List<RecipeError>();
+        void Error(YamlNode? node, string message) => errors.Add(new RecipeError(path, node?.Start.Line ?? 0, node?.Start.Column ?? 0, message));
+
+        YamlMappingNode root;
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(text));
+            root = stream.Documents.FirstOrDefault()?.RootNode as YamlMappingNode
+                   ?? throw new RecipeException([new RecipeError(path, 1, 1, "a recipe is a YAML mapping (name:, stages:, …)")]);
+        }
+        catch (YamlException e)
+        {
+            throw new RecipeException([new RecipeError(path, e.Start.Line, e.Start.Column, $"not valid YAML: {e.Message}")]);
+        }
+
+        var top = new Dictionary<string, YamlNode>();
+        foreach (var (k, v) in root.Children)
+        {
+            var key = ((YamlScalarNode)k).Value ?? "";
+            if (!RecipeSchema.TopLevel.ContainsKey(key)) Error(k, $"unknown key '{key}' (known: {string.Join(", ", RecipeSchema.TopLevel.Keys)})");
+            else top[key] = v;
+        }
+        string Scalar(string key, string fallback) => top.TryGetValue(key, out var n) && n is YamlScalarNode s ? s.Value ?? fallback : fallback;
+        int IntValue(string key, int fallback)
+        {
+            if (!top.TryGetValue(key, out var n)) return fallback;
+            if (n is YamlScalarNode s && int.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) return v;
+            Error(n, $"'{key}' must be an integer");
+            return fallback;
+        }
+        int resolution = IntValue("resolution", 128);
+        if (resolution < 32 || resolution % 16 != 0) Error(top.GetValueOrDefault("resolution"), $"resolution {resolution} must be a multiple of 16 and at least 32");
+        int seed = IntValue("seed", 1);
+        var data = Scalar("data", "datasets/bundled");
+        var teacher = top.ContainsKey("teacher") ? Scalar("teacher", "") : null;
+
+        // Profiles: overrides "stage.key: value" applied to the first stage of that kind.
+        var profiles = new Dictionary<string, List<(string Stage, string Key, string Value, YamlNode Node)>>();
+        if (top.TryGetValue("profiles", out var profilesNode))
+        {
+            if (profilesNode is not YamlMappingNode pm) Error(profilesNode, "'profiles' must be a mapping of profile name → overrides");
+            else
+                foreach (var (pk, pv) in pm.Children)
+                {
+                    var profileName = ((YamlScalarNode)pk).Value ?? "";
+                    var list = profiles[profileName] = [];
+                    if (pv is not YamlMappingNode overrides) { Error(pv, $"profile '{profileName}' must be a mapping of stage.key: value"); continue; }
+                    foreach (var (ok, ov) in overrides.Children)
+                    {
+                        var dotted = ((YamlScalarNode)ok).Value ?? "";
+                        var parts = dotted.Split('.', 2);
+                        if (parts.Length != 2 || !RecipeSchema.Stages.TryGetValue(parts[0], out var keys) || !keys.ContainsKey(parts[1]))
+                            Error(ok, $"profile '{profileName}': '{dotted}' is not stage.key of a known stage and key");
+                        else list.Add((parts[0], parts[1], ScalarOrList(ov), ov));
+                    }
+                }
+        }
+        if (profile is not null && !profiles.ContainsKey(profile))
+            errors.Add(new RecipeError(path, 0, 0, $"profile '{profile}' is not defined (defined: {(profiles.Count == 0 ? "none" : string.Join(", ", profiles.Keys))})"));
+
+        var stages = new List<RecipeStage>();
+        if (!top.TryGetValue("stages", out var stagesNode) || stagesNode is not YamlSequenceNode seq || seq.Children.Count == 0)
+            Error(stagesNode ?? root, "'stages' must be a non-empty list");
+        else
+            foreach (var item in seq.Children)
+            {
+                if (item is not YamlMappingNode sm) { Error(item, "each stage is a mapping with 'stage: KIND' and its keys"); continue; }
+                var values = sm.Children.ToDictionary(kv => ((YamlScalarNode)kv.Key).Value ?? "", kv => kv);
+                if (!values.TryGetValue("stage", out var kindPair) || kindPair.Value is not YamlScalarNode kindNode || !RecipeSchema.Stages.ContainsKey(kindNode.Value ?? ""))
+                {
+                    Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}");
+                    continue;
+                }
+                var kind = kindNode.Value!;
+                var schema = RecipeSchema.Stages[kind];
+                var parameters = new Dictionary<string, string>();
+                foreach (var (key, (kNode, vNode)) in values)
+                {
+                    if (key == "stage") continue;
+                    if (!schema.TryGetValue(key, out var spec)) { Error(kNode, $"stage '{kind}': unknown key '{key}' (known: {string.Join(", ", schema.Keys)})"); continue; }
+                    var value = ScalarOrList(vNode);
+                    var problem = CheckType(spec.Type, value);
+                    if (problem is not null) Error(vNode, $"stage '{kind}': '{key}' {problem}");
+                    else parameters[key] = value;
+                }
+                stages.Add(new RecipeStage(kind, parameters));
+            }
+
+        if (profile is not null && profiles.TryGetValue(profile, out var chosen))
+            foreach (var (stage, key, value, node) in chosen)
+            {
+                int index = stages.FindIndex(s => s.Kind == stage);
+                if (index < 0) { Error(node, $"profile '{profile}' overrides '{stage}.{key}' but the recipe has no {stage} stage"); continue; }
+                var problem = CheckType(RecipeSchema.Stages[stage][key].Type, value);
+                if (problem is not null) { Error(node, $"profile '{profile}': '{stage}.{key}' {problem}"); continue; }
+                stages[index] = stages[index] with { Parameters = new Dictionary<string, string>(stages[index].Parameters) { [key] = value } };
+            }
+
+        // Impossible or missing inputs.
+        foreach (var s in stages)
+        {
+            if (s.Kind == "prune" && new[] { "target_macs", "target_params", "target_latency_ms" }.Count(s.Parameters.ContainsKey) != 1)
+                errors.Add(new RecipeError(path, 0, 0, "stage 'prune' needs exactly one of target_macs, target_params, target_latency_ms"));
+            if (s.Kind == "prune" && s.Parameters.TryGetValue("target_macs", out var tm) && double.TryParse(tm, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && f is <= 0 or > 1 && !tm.Any(char.IsLetter))
+                errors.Add(new RecipeError(path, 0, 0, $"stage 'prune': target_macs {tm} is impossible (a fraction must be in (0, 1])"));
+            if (s.Kind == "train" && !s.Parameters.ContainsKey("config"))
+                errors.Add(new RecipeError(path, 0, 0, "stage 'train' needs 'config'"));
+        }
+        if (teacher is null && !stages.Any(s => s.Kind == "train"))
+            errors.Add(new RecipeError(path, 0, 0, "no teacher: give 'teacher:' or a train stage"));
+        if (errors.Count > 0) throw new RecipeException(errors);
+
+        var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
+        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
+        return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList());
+    }
+
+    private static string ScalarOrList(YamlNode node) => node switch
+    {
+        YamlScalarNode s => s.Value ?? "",
+        YamlSequenceNode seq => string.Join(",", seq.Children.OfType<YamlScalarNode>().Select(c => c.Value)),
+        _ => "",
+    };
+
+    private static string? CheckType(string type, string value) => type switch
+    {
+        "int" => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _) ? null : $"must be an integer, got '{value}'",
+        "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : $"must be a number, got '{value}'",
+        "bool" => bool.TryParse(value, out _) ? null : $"must be true or false, got '{value}'",
+        "list" => value.Split(',').All(v => v.Trim().Length > 0) ? null : "must be a list",
+        _ => string.IsNullOrWhiteSpace(value) ? "must not be empty" : null,
+    };
+}

@@ -1,0 +1,346 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Pruning;
+using FaceFusion.Compress.Quantization;
+using FaceFusion.Compress.Reporting;
+using FaceFusion.Compress.Runtime;
+using FaceFusion.Compress.Training;
+using Google.Protobuf;
+
+namespace FaceFusion.Compress.Recipes;
+
+/// <summary>A stage's record in the run manifest.</summary>
+public sealed class StageRecord
+{
+    public string Name { get; set; } = "";
+    public string Status { get; set; } = "pending";
+    public double Seconds { get; set; }
+    public Dictionary<string, string> Outputs { get; set; } = new();
+    public Dictionary<string, string> Hashes { get; set; } = new();
+    public string? Note { get; set; }
+}
+
+/// <summary>
+/// Runs a recipe's stages in order under artifacts/&lt;run&gt;/NN-stage/, recording each in `run.json`. A re-run skips
+/// stages whose outputs are present with their recorded hashes and continues an interrupted train or distill stage
+/// from its last checkpoint.
+/// </summary>
+public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public string RunDir => Path.Combine(root, "artifacts", recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}");
+    private string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
+
+    // What the stages so far produced.
+    private string? _teacher;
+    private string? _current;
+    private readonly Dictionary<string, string> _checkpoints = new();   // label → checkpoint folder
+    private readonly List<(string Label, string Onnx, string? Reference)> _exports = [];
+    private readonly List<(string Label, BenchRow Row)> _bench = [];
+
+    /// <summary>The plan with estimated params and MACs after each stage; does no work.</summary>
+    public List<string> Plan()
+    {
+        var lines = new List<string>();
+        NetworkGraph? current = recipe.Teacher is not null && Directory.Exists(Resolve(recipe.Teacher)) ? Checkpoint.LoadGraph(Resolve(recipe.Teacher)) : null;
+        for (int i = 0; i < recipe.Stages.Count; i++)
+        {
+            var s = recipe.Stages[i];
+            string estimate = "";
+            switch (s.Kind)
+            {
+                case "train":
+                    var config = TrainConfig.Load(Resolve(s.Parameters["config"]));
+                    current = Directory.Exists(Resolve(config.Model)) ? Checkpoint.LoadGraph(Resolve(config.Model)) : SwapperArchitectures.Build(config.Model, recipe.Resolution);
+                    break;
+                case "prune":
+                    if (current is not null)
+                    {
+                        var summary = ModelSummary.Of(current, recipe.Resolution);
+                        var target = s.Parameters.ContainsKey("target_macs") ? PruneTarget.Parse(PruneTarget.Macs, s.Parameters["target_macs"]) : null;
+                        estimate = target is null ? "to its target" : $"→ MACs ≤ {ModelSummary.Human((long)target.Goal(summary.Macs))}";
+                    }
+                    break;
+                case "distill":
+                    if (s.Get("student", "current") != "current") current = SwapperArchitectures.Build(s.Get("student", "student"), recipe.Resolution);
+                    break;
+            }
+            if (current is not null && estimate.Length == 0)
+            {
+                var summary = ModelSummary.Of(current, recipe.Resolution);
+                estimate = $"params {ModelSummary.Human(summary.Params)}, MACs {ModelSummary.Human(summary.Macs)}";
+            }
+            lines.Add($"{i + 1:D2}-{s.Kind}: {string.Join(", ", s.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))} {(estimate.Length > 0 ? $"[{estimate}]" : "")}".TrimEnd());
+        }
+        return lines;
+    }
+
+    /// <summary>Runs (or resumes) every stage. Progress lines go to <paramref name="log"/>.</summary>
+    public List<StageRecord> Run(Action<string>? log = null)
+    {
+        Directory.CreateDirectory(RunDir);
+        var manifestPath = Path.Combine(RunDir, "run.json");
+        var records = File.Exists(manifestPath)
+            ? JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json)?.Stages ?? []
+            : [];
+        if (recipe.Teacher is not null)
+        {
+            var t = Resolve(recipe.Teacher);
+            if (!Directory.Exists(t) && !File.Exists(t)) throw new FileNotFoundException($"{recipe.Path}: teacher '{recipe.Teacher}' not found", t);
+            _teacher = t;
+            if (Directory.Exists(t)) _checkpoints["teacher"] = t;
+        }
+        var manifest = new RunManifest
+        {
+            Recipe = Path.GetFullPath(recipe.Path), RecipeHash = recipe.Hash, Profile = recipe.Profile, Seed = recipe.Seed,
+            Toolkit = typeof(RecipeRunner).Assembly.GetName().Version?.ToString(3) ?? "0",
+            Packages = "TorchSharp-cpu 0.107.0, Microsoft.ML.OnnxRuntime 1.31.1",
+            DataManifestSha256 = Sha256(Path.Combine(Resolve(recipe.Data), FaceManifest.FileName)),
+        };
+        for (int i = 0; i < recipe.Stages.Count; i++)
+        {
+            var stage = recipe.Stages[i];
+            var name = $"{i + 1:D2}-{stage.Kind}";
+            var dir = Path.Combine(RunDir, name);
+            var record = records.FirstOrDefault(r => r.Name == name) ?? new StageRecord { Name = name };
+            if (record.Status == "done" && record.Outputs.All(o => (File.Exists(o.Value) || Directory.Exists(o.Value)) && (!record.Hashes.TryGetValue(o.Key, out var h) || h == Sha256Path(o.Value))))
+            {
+                log?.Invoke($"{name}: done earlier, outputs verified; skipped");
+                Restore(stage, record);
+            }
+            else
+            {
+                log?.Invoke($"{name}: running");
+                record.Status = "running";
+                manifest.Stages = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();
+                WriteManifest(manifestPath, manifest);
+                var watch = Stopwatch.StartNew();
+                Directory.CreateDirectory(dir);
+                record.Outputs = RunStage(stage, dir, log);
+                record.Hashes = record.Outputs.ToDictionary(o => o.Key, o => Sha256Path(o.Value));
+                record.Seconds = watch.Elapsed.TotalSeconds;
+                record.Status = "done";
+                Restore(stage, record);
+            }
+            records = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();
+            manifest.Stages = records;
+            WriteManifest(manifestPath, manifest);
+        }
+        return records;
+    }
+
+    /// <summary>Re-establishes what a finished stage contributes to later ones from its recorded outputs.</summary>
+    private void Restore(RecipeStage stage, StageRecord record)
+    {
+        foreach (var (key, path) in record.Outputs)
+        {
+            if (key.StartsWith("checkpoint:"))
+            {
+                var label = key["checkpoint:".Length..];
+                _checkpoints[label] = path;
+                if (label == "teacher") _teacher ??= path;
+                else _current = path;
+                if (label == "trained" && _teacher is null) { _teacher = path; _checkpoints["teacher"] = path; }
+            }
+            else if (key.StartsWith("onnx:"))
+            {
+                var label = key["onnx:".Length..];
+                if (_exports.All(e => e.Onnx != path))
+                    _exports.Add((label, path, record.Outputs.GetValueOrDefault($"reference:{label}")));
+            }
+        }
+        if (stage.Kind == "bench")
+            foreach (var (key, path) in record.Outputs.Where(o => o.Key.StartsWith("bench:")))
+            {
+                using var reader = CsvHelper.CsvReader.FromFile(path);
+                var rows = reader.GetRecords<BenchRow>().ToList();
+                foreach (var e in _exports)
+                {
+                    var row = rows.LastOrDefault(r => r.Model == Path.GetFileNameWithoutExtension(e.Onnx));
+                    if (row is not null && _bench.All(b => b.Label != e.Label)) _bench.Add((e.Label, row));
+                }
+            }
+    }
+
+    private Dictionary<string, string> RunStage(RecipeStage stage, string dir, Action<string>? log)
+    {
+        var outputs = new Dictionary<string, string>();
+        var data = Resolve(recipe.Data);
+        switch (stage.Kind)
+        {
+            case "train":
+            {
+                var config = TrainConfig.Load(Resolve(stage.Parameters["config"]));
+                config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
+                new SwapTrainer(config, assets, root).Train(resume: true);
+                outputs["checkpoint:trained"] = Path.Combine(dir, "model");
+                break;
+            }
+            case "sensitivity":
+            {
+                using var model = Checkpoint.Load(Model());
+                using var identity = new IdentityNetwork(assets.IdentityEmbedder);
+                var criterion = ParseCriterion(stage.Get("criterion", "taylor"));
+                var options = new PruneOptions { Target = PruneTarget.Parse(PruneTarget.Macs, "1"), DataDir = data, Criterion = criterion, Seed = recipe.Seed };
+                var analysis = new ChannelAnalysis(model.Graph);
+                Dictionary<int, double[]> importance;
+                using (var train = new FaceSwapData(data, Splits.Train, model.Graph.Resolution))
+                    importance = new IterativePruner(options, identity).Score(model, analysis, train, 0);
+                var ratios = stage.Get("ratios", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9").Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture)).ToArray();
+                var rows = Sensitivity.Measure(model, importance, data, ratios, stage.GetInt("eval_pairs", 32));
+                var csv = Path.Combine(dir, "sensitivity.csv");
+                File.WriteAllLines(csv, new[] { string.Join(',', Sensitivity.Columns) }.Concat(rows.Select(r =>
+                    string.Create(CultureInfo.InvariantCulture, $"{r.Group},{r.Ratio:0.###},{r.ChannelsRemoved},{r.Macs},{r.PsnrDb:0.###},{r.PsnrDropDb:0.###}"))));
+                var plot = new ScottPlot.Plot();
+                foreach (var g in rows.GroupBy(r => r.Group))
+                    plot.Add.Scatter(g.Select(r => r.Ratio).ToArray(), g.Select(r => r.PsnrDropDb).ToArray()).LegendText = $"{g.Key}: {g.First().Producer}";
+                plot.Title("val PSNR drop when one group is pruned alone"); plot.XLabel("fraction removed"); plot.YLabel("PSNR drop (dB)");
+                plot.SavePng(Path.Combine(dir, "sensitivity.png"), 1000, 650);
+                outputs["sensitivity"] = csv;
+                break;
+            }
+            case "prune":
+            {
+                using var model = Checkpoint.Load(Model());
+                using var identity = new IdentityNetwork(assets.IdentityEmbedder);
+                var target = stage.Parameters.ContainsKey("target_macs") ? PruneTarget.Parse(PruneTarget.Macs, stage.Parameters["target_macs"])
+                    : stage.Parameters.ContainsKey("target_params") ? PruneTarget.Parse(PruneTarget.Params, stage.Parameters["target_params"])
+                    : PruneTarget.Parse(PruneTarget.LatencyMs, stage.Parameters["target_latency_ms"]);
+                var options = new PruneOptions
+                {
+                    Target = target, DataDir = data, Criterion = ParseCriterion(stage.Get("criterion", "taylor")), Seed = recipe.Seed,
+                    Selection = new SelectionOptions { StepFraction = stage.GetDouble("step_fraction", 0.1), MinChannels = stage.GetInt("min_channels", 8) },
+                    FinetuneSteps = stage.GetInt("finetune_steps", 50), MaxPsnrDropDb = stage.GetDouble("max_drop_db", 0.5),
+                    Distill = stage.GetBool("distill", true), TrainLimit = stage.Parameters.ContainsKey("train_limit") ? stage.GetInt("train_limit", 0) : null,
+                };
+                var (pruned, steps, outcome) = new IterativePruner(options, identity).Run(model, new Progress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
+                using (pruned) IterativePruner.WriteOutputs(Path.Combine(dir, "model"), pruned, steps, outcome, new Dictionary<string, string> { ["recipe"] = recipe.Name });
+                log?.Invoke($"  {outcome}");
+                outputs["checkpoint:pruned"] = Path.Combine(dir, "model");
+                break;
+            }
+            case "distill":
+            {
+                var student = stage.Get("student", "current");
+                var config = stage.Parameters.TryGetValue("config", out var file) ? TrainConfig.Load(Resolve(file)) : new TrainConfig
+                {
+                    Phases = [new TrainPhase { Resolution = recipe.Resolution, Steps = stage.GetInt("steps", 200) }],
+                    AdversarialStartStep = stage.GetInt("steps", 200) / 2,
+                };
+                config.Model = student == "current" ? Model() : student;
+                config.EvalSplit = Splits.Val; // reported numbers come from the bench stage on its split
+                config.Teacher = _teacher ?? throw new InvalidOperationException("distill: no teacher");
+                config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
+                if (stage.Parameters.TryGetValue("features", out var features)) config.Distill.FeaturePairs.AddRange(features.Split(','));
+                new SwapTrainer(config, assets, root).Train(resume: true);
+                outputs["checkpoint:distilled"] = Path.Combine(dir, "model");
+                break;
+            }
+            case "ptq":
+            {
+                var source = Model();
+                using var model = Checkpoint.Load(source);
+                var policy = new QuantPolicy { QuantizeSkips = stage.GetBool("int8_skips", false) };
+                var method = stage.Get("method", "minmax") == "percentile" ? CalibrationMethod.Percentile : CalibrationMethod.MinMax;
+                var proto = PostTrainingQuantizer.Quantize(model, data, stage.GetInt("calibration", 128), method, policy, new Dictionary<string, string> { ["recipe"] = recipe.Name });
+                var path = Path.Combine(dir, "model-int8.onnx");
+                File.WriteAllBytes(path, proto.ToByteArray());
+                var kernels = PostTrainingQuantizer.InspectKernels(proto.ToByteArray());
+                log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
+                outputs["onnx:int8"] = path;
+                outputs["reference:int8"] = source;
+                break;
+            }
+            case "export":
+            {
+                foreach (var (label, checkpoint) in _checkpoints.Where(c => c.Key != "trained" || !_checkpoints.ContainsKey("teacher") || _checkpoints["teacher"] != c.Value))
+                {
+                    using var model = Checkpoint.Load(checkpoint);
+                    model.eval();
+                    var meta = new Dictionary<string, string> { ["recipe"] = File.ReadAllText(recipe.Path), ["source_checkpoint"] = checkpoint };
+                    var path = Path.Combine(dir, $"{label}.onnx");
+                    OnnxExporter.ExportToFile(model, path, new ExportOptions { Metadata = meta });
+                    outputs[$"onnx:{label}"] = path;
+                    outputs[$"reference:{label}"] = checkpoint;
+                    if (stage.GetBool("fp16", false))
+                    {
+                        var half = Path.Combine(dir, $"{label}-fp16.onnx");
+                        OnnxExporter.ExportToFile(model, half, new ExportOptions { Precision = ExportPrecision.Fp16, Metadata = meta });
+                        outputs[$"onnx:{label}-fp16"] = half;
+                        outputs[$"reference:{label}-fp16"] = checkpoint;
+                    }
+                }
+                break;
+            }
+            case "bench":
+            {
+                var teacherOnnx = _exports.FirstOrDefault(e => e.Label == "teacher").Onnx;
+                foreach (var (label, onnx, reference) in _exports)
+                {
+                    log?.Invoke($"  bench {label}");
+                    var result = SwapBench.Run(new BenchOptions
+                    {
+                        ModelPath = onnx, Reference = reference, Teacher = label == "teacher" ? null : teacherOnnx, DataDir = data,
+                        Split = stage.Get("split", Splits.Test), Pairs = stage.GetInt("pairs", 64), Seed = recipe.Seed,
+                    }, assets);
+                    BenchReport.Write(dir, result);
+                }
+                outputs["bench:csv"] = Path.Combine(dir, BenchReport.BenchCsv);
+                break;
+            }
+            case "report":
+            {
+                var (md, csv) = RunReport.Write(dir, RunDir, recipe, _bench);
+                outputs["report:md"] = md;
+                outputs["report:csv"] = csv;
+                break;
+            }
+        }
+        return outputs;
+    }
+
+    /// <summary>The model later stages work on: the latest one produced, else the teacher.</summary>
+    private string Model() => _current ?? _checkpoints.GetValueOrDefault("teacher") ?? throw new InvalidOperationException("no model yet: give a teacher checkpoint or a train stage");
+
+    private static ImportanceCriterion ParseCriterion(string text) => text switch
+    {
+        "l1" => ImportanceCriterion.L1, "l2" => ImportanceCriterion.L2, "bn" => ImportanceCriterion.BnScale, "random" => ImportanceCriterion.Random,
+        _ => ImportanceCriterion.Taylor,
+    };
+
+    private static void WriteManifest(string path, RunManifest manifest)
+    {
+        File.WriteAllText(path + ".partial", JsonSerializer.Serialize(manifest, Json));
+        File.Move(path + ".partial", path, overwrite: true);
+    }
+
+    private static string Sha256(string file) => File.Exists(file) ? Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file))).ToLowerInvariant() : "";
+
+    /// <summary>A file's SHA-256, or for a folder the SHA-256 of its files' hashes in name order.</summary>
+    private static string Sha256Path(string path) => File.Exists(path) ? Sha256(path)
+        : Directory.Exists(path) ? Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("|",
+            Directory.GetFiles(path).Order(StringComparer.Ordinal).Select(f => Path.GetFileName(f) + ":" + Sha256(f)))))).ToLowerInvariant()
+        : "";
+
+    private sealed class RunManifest
+    {
+        public string Recipe { get; set; } = "";
+        public string RecipeHash { get; set; } = "";
+        public string? Profile { get; set; }
+        public int Seed { get; set; }
+        public string Toolkit { get; set; } = "";
+        public string Packages { get; set; } = "";
+        public string DataManifestSha256 { get; set; } = "";
+        public List<StageRecord> Stages { get; set; } = [];
+    }
+}

@@ -1,0 +1,76 @@
+using System.Globalization;
+using System.Text;
+using FaceFusion.Compress.Reporting;
+
+namespace FaceFusion.Compress.Recipes;
+
+/// <summary>`report.md` and `report.csv` of a recipe run: the models stage by stage, a Pareto chart, loss curves.</summary>
+public static class RunReport
+{
+    public static readonly string[] Columns =
+        ["stage", "model", "precision", "params", "macs", "file_bytes", "load_ms", "p50_ms", "p95_ms", "psnr_db", "ssim", "psnr_vs_teacher_db", "id_cosine"];
+
+    public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> rows)
+    {
+        string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
+        var csvPath = Path.Combine(dir, "report.csv");
+        File.WriteAllLines(csvPath, new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
+            r.Label, r.Row.Model, r.Row.Precision, r.Row.Params, r.Row.Macs, r.Row.FileBytes, F(r.Row.LoadMs, "0.###"), F(r.Row.P50Ms, "0.###"),
+            F(r.Row.P95Ms, "0.###"), F(r.Row.PsnrDb, "0.###"), F(r.Row.Ssim, "0.####"), F(r.Row.PsnrVsTeacherDb, "0.###"), F(r.Row.IdCosine, "0.####")))));
+
+        var pareto = new ScottPlot.Plot();
+        foreach (var (label, row) in rows)
+        {
+            var p = pareto.Add.Scatter(new[] { row.P50Ms }, new[] { row.PsnrDb });
+            p.LegendText = label;
+            p.MarkerSize = 10;
+        }
+        pareto.Title("quality vs latency"); pareto.XLabel("ONNX Runtime p50, batch 1 (ms)"); pareto.YLabel("PSNR (dB)"); pareto.ShowLegend();
+        pareto.SavePng(Path.Combine(dir, "pareto_latency.png"), 800, 500);
+        var size = new ScottPlot.Plot();
+        foreach (var (label, row) in rows)
+        {
+            var p = size.Add.Scatter(new[] { row.FileBytes / 1048576.0 }, new[] { row.PsnrDb });
+            p.LegendText = label;
+            p.MarkerSize = 10;
+        }
+        size.Title("quality vs size"); size.XLabel("file size (MB)"); size.YLabel("PSNR (dB)"); size.ShowLegend();
+        size.SavePng(Path.Combine(dir, "pareto_size.png"), 800, 500);
+
+        var losses = new ScottPlot.Plot();
+        foreach (var log in Directory.GetFiles(runDir, "train_log.csv", SearchOption.AllDirectories).Order())
+        {
+            var lines = File.ReadAllLines(log);
+            if (lines.Length < 2) continue;
+            var header = lines[0].Split(',').ToList();
+            int step = header.IndexOf("step"), total = header.IndexOf("loss_total");
+            var points = lines.Skip(1).Select(l => l.Split(',')).Where(f => f.Length > total)
+                .Select(f => (double.Parse(f[step], CultureInfo.InvariantCulture), double.Parse(f[total], CultureInfo.InvariantCulture))).Where(p => double.IsFinite(p.Item2)).ToList();
+            if (points.Count == 0) continue;
+            losses.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray()).LegendText = Path.GetFileName(Path.GetDirectoryName(log));
+        }
+        losses.Title("training loss (total)"); losses.XLabel("step"); losses.YLabel("loss"); losses.ShowLegend();
+        losses.SavePng(Path.Combine(dir, "losses.png"), 800, 450);
+
+        var md = new StringBuilder();
+        md.AppendLine($"# Report: {recipe.Name}{(recipe.Profile is null ? "" : $" (profile {recipe.Profile})")}");
+        md.AppendLine();
+        md.AppendLine($"Recipe `{recipe.Path}` (hash {recipe.Hash}), resolution {recipe.Resolution}, seed {recipe.Seed}, data `{recipe.Data}`. Quality on the bench split; latency ONNX Runtime CPU, batch 1.");
+        md.AppendLine();
+        md.AppendLine("| stage | model | precision | params | GMAC | MB | load ms | p50 ms | p95 ms | PSNR dB | SSIM | PSNR vs teacher dB | id cos |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (label, r) in rows)
+            md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} |");
+        md.AppendLine();
+        md.AppendLine("![quality vs latency](pareto_latency.png) ![quality vs size](pareto_size.png)");
+        md.AppendLine();
+        md.AppendLine("![losses](losses.png)");
+        foreach (var png in Directory.GetFiles(runDir, "sensitivity.png", SearchOption.AllDirectories).Concat(Directory.GetFiles(runDir, "prune_psnr_vs_macs.png", SearchOption.AllDirectories)))
+            md.AppendLine($"\n![{Path.GetFileNameWithoutExtension(png)}]({Path.GetRelativePath(dir, png)})");
+        var samples = Directory.GetFiles(runDir, "step-*.png", SearchOption.AllDirectories).GroupBy(f => Path.GetDirectoryName(Path.GetDirectoryName(f))).Select(g => g.Max()!);
+        foreach (var s in samples) md.AppendLine($"\n![samples]({Path.GetRelativePath(dir, s)})");
+        var mdPath = Path.Combine(dir, "report.md");
+        File.WriteAllText(mdPath, md.ToString());
+        return (mdPath, csvPath);
+    }
+}

@@ -1,0 +1,132 @@
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Recipes;
+using FaceFusion.Compress.Tests.Cli;
+using FaceFusion.Compress.Tests.Export;
+
+namespace FaceFusion.Compress.Tests.Recipes;
+
+public class RecipeTests
+{
+    [Fact]
+    public void ThreeMistakes_AreAllReportedWithLines_AndExitCodeTwo()
+    {
+        var path = Path.Combine(TestAssets.TempDir(), "bad.yaml");
+        File.WriteAllText(path, """
+            name: bad
+            teacher: somewhere
+            stages:
+              - stage: prune
+                target_macs: 0.5
+                finetune_steps: many
+              - stage: ptq
+                calibrations: 8
+              - stage: bake
+            """);
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(path));
+        Assert.Equal(3, e.Errors.Count);
+        Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("finetune_steps") && x.Message.Contains("integer"));
+        Assert.Contains(e.Errors, x => x.Line == 8 && x.Message.Contains("unknown key 'calibrations'"));
+        Assert.Contains(e.Errors, x => x.Line == 9 && x.Message.Contains("stage needs 'stage:'"));
+        var (code, output) = CliTests.Ffc("run", path);
+        Assert.Equal(2, code);
+        Assert.Contains($"{path}:6:", output);
+        Assert.Contains($"{path}:8:", output);
+        Assert.Contains($"{path}:9:", output);
+    }
+
+    [Fact]
+    public void EveryDocumentedKey_RoundTrips()
+    {
+        var lines = new List<string> { "name: all", "data: d", "resolution: 64", "seed: 3", "teacher: t", "stages:" };
+        var sample = new Dictionary<string, string> { ["int"] = "7", ["double"] = "0.25", ["bool"] = "false", ["list"] = "0.1,0.5", ["string"] = "0.5", ["path"] = "x/y.yaml" };
+        foreach (var (kind, keys) in RecipeSchema.Stages)
+        {
+            lines.Add($"  - stage: {kind}");
+            foreach (var (key, spec) in keys)
+                if (!(kind == "prune" && key is "target_params" or "target_latency_ms")) lines.Add($"    {key}: {sample[spec.Type]}");
+        }
+        var path = Path.Combine(TestAssets.TempDir(), "all.yaml");
+        File.WriteAllLines(path, lines);
+        var recipe = RecipeParser.Load(path);
+        Assert.Equal(("all", "d", 64, 3, "t"), (recipe.Name, recipe.Data, recipe.Resolution, recipe.Seed, recipe.Teacher));
+        foreach (var stage in recipe.Stages)
+            foreach (var (key, spec) in RecipeSchema.Stages[stage.Kind])
+                if (!(stage.Kind == "prune" && key is "target_params" or "target_latency_ms"))
+                    Assert.Equal(sample[spec.Type], stage.Parameters[key]);
+    }
+
+    [Fact]
+    public void Profiles_OverrideStageKeys_AndUnknownProfilesAreErrors()
+    {
+        var path = Path.Combine(TestAssets.TempDir(), "p.yaml");
+        File.WriteAllText(path, "teacher: t\nstages:\n  - stage: prune\n    target_macs: 0.8\nprofiles:\n  lightweight:\n    prune.target_macs: 0.4\n");
+        Assert.Equal("0.4", RecipeParser.Load(path, "lightweight").Stages[0].Parameters["target_macs"]);
+        Assert.Equal("0.8", RecipeParser.Load(path).Stages[0].Parameters["target_macs"]);
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(path, "turbo"));
+        Assert.Contains("turbo", e.Message);
+    }
+
+    [Fact]
+    public void DryRun_DoesNoWork()
+    {
+        var dir = TestAssets.TempDir();
+        var path = Path.Combine(dir, "dry.yaml");
+        File.WriteAllText(path, $"name: dry-{Guid.NewGuid():N}\nresolution: 64\nstages:\n  - stage: train\n    config: recipes/teacher-quick.yaml\n  - stage: prune\n    target_macs: 0.5\n");
+        var (code, output) = CliTests.Ffc("run", path, "--dry-run");
+        Assert.True(code == 0, output);
+        Assert.Contains("01-train", output);
+        Assert.Contains("02-prune", output);
+        Assert.Contains("MACs ≤", output);
+        var name = File.ReadLines(path).First()["name: ".Length..];
+        Assert.False(Directory.Exists(Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "artifacts", name)));
+    }
+
+    [Fact]
+    public void TinyClosedLoop_RunsEveryStage_AndAReRunSkipsThem()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) Checkpoint.Save(teacher, t);
+        var path = Path.Combine(dir, "tiny.yaml");
+        File.WriteAllText(path, $"""
+            name: tiny
+            data: {TinyDataset.Path}
+            resolution: 32
+            teacher: {teacher}
+            stages:
+              - stage: prune
+                target_macs: 0.9
+                finetune_steps: 1
+                max_drop_db: 100
+              - stage: distill
+                student: student
+                steps: 2
+              - stage: ptq
+                calibration: 4
+              - stage: export
+              - stage: bench
+                pairs: 2
+                split: train
+              - stage: report
+            """);
+        var recipe = RecipeParser.Load(path);
+        var root = TestAssets.TempDir();
+        var runner = new RecipeRunner(recipe, TestAssets.Assets, root);
+        var records = runner.Run();
+        Assert.Equal(["01-prune", "02-distill", "03-ptq", "04-export", "05-bench", "06-report"], records.Select(r => r.Name));
+        Assert.All(records, r => Assert.Equal("done", r.Status));
+        var report = File.ReadAllLines(Path.Combine(runner.RunDir, "06-report", "report.csv"));
+        Assert.Equal(string.Join(',', RunReport.Columns), report[0]);
+        var stages = report.Skip(1).Select(l => l.Split(',')[0]).ToList();
+        Assert.Contains("teacher", stages);
+        Assert.Contains("pruned", stages);
+        Assert.Contains("distilled", stages);
+        Assert.Contains("int8", stages);
+        Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
+
+        var log = new List<string>();
+        new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
+        Assert.Equal(6, log.Count(l => l.Contains("skipped")));
+    }
+}
