@@ -29,3 +29,7 @@ ffc bench artifacts/export/teacher-128.onnx --reference "$teacher"
 ffc bench artifacts/export/student-128.onnx --reference "$student" --teacher artifacts/export/teacher-128.onnx
 ffc bench artifacts/export/student-128-fp16.onnx --reference "$student" --teacher artifacts/export/teacher-128.onnx
 echo "demo: report in artifacts/bench/bench.md (plots beside it)"
+
+# The closed loop at small scale: prune the teacher, distil a student, quantize, export, bench, report.
+ffc run recipes/demo.yaml --teacher "$teacher"
+echo "demo: closed-loop report in artifacts/demo/06-report/report.md (a reduced run: see recipes/demo.yaml)"

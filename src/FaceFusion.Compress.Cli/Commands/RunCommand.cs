@@ -18,6 +18,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Apply a profile's overrides (e.g. quality, lightweight).")]
         public string? Profile { get; init; }
 
+        [CommandOption("--teacher <PATH>")]
+        [Description("Use this teacher (checkpoint or ONNX) instead of the recipe's.")]
+        public string? Teacher { get; init; }
+
         [CommandOption("--dry-run")]
         [Description("Validate and print the plan with estimated params/MACs; do no work.")]
         public bool DryRun { get; init; }
@@ -26,7 +30,7 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         Recipe recipe;
-        try { recipe = RecipeParser.Load(settings.Recipe, settings.Profile); }
+        try { recipe = RecipeParser.Load(settings.Recipe, settings.Profile, settings.Teacher); }
         catch (RecipeException e)
         {
             foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");

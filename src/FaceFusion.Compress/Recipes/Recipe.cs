@@ -107,7 +107,8 @@ public static class RecipeSchema
 /// <summary>Parses and validates recipes, reporting every problem with file, line and column.</summary>
 public static class RecipeParser
 {
-    public static Recipe Load(string path, string? profile = null)
+    /// <param name="teacherOverride">Replaces the recipe's `teacher:` (e.g. `ffc run --teacher`).</param>
+    public static Recipe Load(string path, string? profile = null, string? teacherOverride = null)
     {
         if (!File.Exists(path)) throw new RecipeException([new RecipeError(path, 0, 0, "recipe file not found")]);
         var text = File.ReadAllText(path);
@@ -146,7 +147,7 @@ public static class RecipeParser
         if (resolution < 32 || resolution % 16 != 0) Error(top.GetValueOrDefault("resolution"), $"resolution {resolution} must be a multiple of 16 and at least 32");
         int seed = IntValue("seed", 1);
         var data = Scalar("data", "datasets/bundled");
-        var teacher = top.ContainsKey("teacher") ? Scalar("teacher", "") : null;
+        var teacher = teacherOverride ?? (top.ContainsKey("teacher") ? Scalar("teacher", "") : null);
 
         // Profiles: overrides "stage.key: value" applied to the first stage of that kind.
         var profiles = new Dictionary<string, List<(string Stage, string Key, string Value, YamlNode Node)>>();
