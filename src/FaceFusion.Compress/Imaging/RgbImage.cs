@@ -51,6 +51,9 @@ public sealed class RgbImage
         return Decode(bytes, path);
     }
 
+    /// <summary>Largest image accepted (width × height): bigger files are refused before decoding, not allocated.</summary>
+    public const long MaxPixels = 64L * 1024 * 1024;
+
     /// <summary>Decodes encoded image bytes; <paramref name="nameForErrors"/> names the source in errors.</summary>
     public static RgbImage Decode(byte[] encoded, string nameForErrors)
     {
@@ -58,6 +61,8 @@ public sealed class RgbImage
         using var codec = SKCodec.Create(stream, out var result);
         if (codec is null)
             throw new ImageLoadException(nameForErrors, $"not a decodable image ({result})");
+        if ((long)codec.Info.Width * codec.Info.Height > MaxPixels)
+            throw new ImageLoadException(nameForErrors, $"image too large ({codec.Info.Width}x{codec.Info.Height} pixels; the limit is {MaxPixels / (1024 * 1024)} megapixels)");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         var status = codec.GetPixels(info, bitmap.GetPixels());

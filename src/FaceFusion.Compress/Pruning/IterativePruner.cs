@@ -84,7 +84,6 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             if (step > options.MaxSteps) { outcome = $"stopped after {options.MaxSteps} steps before reaching {options.Target}"; break; }
 
             var analysis = new ChannelAnalysis(current.Graph);
-            current.train();
             var importance = Score(current, analysis, train, step);
             var removal = ChannelSelector.Select(analysis, importance, options.Selection);
             if (removal.Count == 0)
@@ -121,7 +120,8 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     /// <summary>Channel importance of <paramref name="model"/> by the configured criterion (Taylor uses the task loss on train batches).</summary>
     public Dictionary<int, double[]> Score(GraphModule model, ChannelAnalysis analysis, FaceSwapData train, int step)
     {
-        model.train();
+        // Eval mode: gradients flow, but BatchNorm running statistics are not disturbed by scoring batches.
+        model.eval();
         return Importance.Compute(model, analysis, options.Criterion, b => TaskLoss(model, train, step * 1000L + b), options.ImportanceBatches, options.Seed + step);
     }
 

@@ -127,11 +127,16 @@ public static class RecipeParser
         {
             throw new RecipeException([new RecipeError(path, e.Start.Line, e.Start.Column, $"not valid YAML: {e.Message}")]);
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or InvalidCastException)
+        {
+            // YamlDotNet reports some malformed documents (e.g. anchors gone wrong) this way.
+            throw new RecipeException([new RecipeError(path, 0, 0, $"not valid YAML: {e.Message}")]);
+        }
 
         var top = new Dictionary<string, YamlNode>();
         foreach (var (k, v) in root.Children)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            var key = (k as YamlScalarNode)?.Value ?? "";
             if (!RecipeSchema.TopLevel.ContainsKey(key)) Error(k, $"unknown key '{key}' (known: {string.Join(", ", RecipeSchema.TopLevel.Keys)})");
             else top[key] = v;
         }
@@ -157,12 +162,12 @@ public static class RecipeParser
             else
                 foreach (var (pk, pv) in pm.Children)
                 {
-                    var profileName = ((YamlScalarNode)pk).Value ?? "";
+                    var profileName = (pk as YamlScalarNode)?.Value ?? "";
                     var list = profiles[profileName] = [];
                     if (pv is not YamlMappingNode overrides) { Error(pv, $"profile '{profileName}' must be a mapping of stage.key: value"); continue; }
                     foreach (var (ok, ov) in overrides.Children)
                     {
-                        var dotted = ((YamlScalarNode)ok).Value ?? "";
+                        var dotted = (ok as YamlScalarNode)?.Value ?? "";
                         var parts = dotted.Split('.', 2);
                         if (parts.Length != 2 || !RecipeSchema.Stages.TryGetValue(parts[0], out var keys) || !keys.ContainsKey(parts[1]))
                             Error(ok, $"profile '{profileName}': '{dotted}' is not stage.key of a known stage and key");
@@ -180,7 +185,7 @@ public static class RecipeParser
             foreach (var item in seq.Children)
             {
                 if (item is not YamlMappingNode sm) { Error(item, "each stage is a mapping with 'stage: KIND' and its keys"); continue; }
-                var values = sm.Children.ToDictionary(kv => ((YamlScalarNode)kv.Key).Value ?? "", kv => kv);
+                var values = sm.Children.GroupBy(kv => (kv.Key as YamlScalarNode)?.Value ?? "").ToDictionary(g => g.Key, g => g.First());
                 if (!values.TryGetValue("stage", out var kindPair) || kindPair.Value is not YamlScalarNode kindNode || !RecipeSchema.Stages.ContainsKey(kindNode.Value ?? ""))
                 {
                     Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}");

@@ -10,8 +10,12 @@ public static class RunReport
     public static readonly string[] Columns =
         ["stage", "model", "precision", "params", "macs", "file_bytes", "load_ms", "p50_ms", "p95_ms", "psnr_db", "ssim", "psnr_vs_teacher_db", "id_cosine"];
 
-    public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> rows)
+    private static readonly string[] Order = ["teacher", "trained", "pruned", "distilled", "int8"];
+
+    public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> unordered)
     {
+        // teacher → pruned → distilled → INT8, then anything else in run order.
+        var rows = unordered.OrderBy(r => Array.IndexOf(Order, r.Label.Replace("-fp16", "")) is var i && i >= 0 ? i : Order.Length).ThenBy(r => r.Label.EndsWith("-fp16")).ToList();
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
         var csvPath = Path.Combine(dir, "report.csv");
         File.WriteAllLines(csvPath, new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
