@@ -196,20 +196,7 @@ internal sealed class SensitivityCommand : Command<SensitivityCommand.Settings>
             rows = Sensitivity.Measure(model, importance, dataDir, ratios, settings.EvalPairs, settings.MinChannels, settings.SkipSet,
                 new Progress<string>(s => ctx.Status($"sensitivity: {s}"))));
         var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "prune", "sensitivity");
-        Directory.CreateDirectory(dir);
-        File.WriteAllLines(Path.Combine(dir, "sensitivity.csv"), new[] { string.Join(',', Sensitivity.Columns) }.Concat(rows.Select(r =>
-            string.Create(CultureInfo.InvariantCulture, $"{r.Group},{r.Ratio:0.###},{r.ChannelsRemoved},{r.Macs},{r.PsnrDb:0.###},{r.PsnrDropDb:0.###}"))));
-        var plot = new ScottPlot.Plot();
-        foreach (var g in rows.GroupBy(r => r.Group))
-        {
-            var line = plot.Add.Scatter(g.Select(r => r.Ratio).ToArray(), g.Select(r => r.PsnrDropDb).ToArray());
-            line.LegendText = $"{g.Key}: {g.First().Producer}";
-        }
-        plot.Title($"{model.Graph.Name}: val PSNR drop when one group is pruned alone ({settings.Criterion})");
-        plot.XLabel("fraction of the group's channels removed");
-        plot.YLabel("PSNR drop (dB)");
-        plot.ShowLegend();
-        plot.SavePng(Path.Combine(dir, "sensitivity.png"), 1000, 650);
+        Sensitivity.WriteOutputs(dir, rows, $"{model.Graph.Name}: val PSNR drop when one group is pruned alone ({settings.Criterion})");
         var table = new Table().Title("most and least sensitive groups at 50 %").AddColumns("group", "producer", "PSNR drop dB", "MACs");
         foreach (var r in rows.Where(r => Math.Abs(r.Ratio - 0.5) < 1e-6).OrderByDescending(r => r.PsnrDropDb))
             table.AddRow(r.Group.ToString(), Markup.Escape(r.Producer), r.PsnrDropDb.ToString("0.000", CultureInfo.InvariantCulture), ModelSummary.Human(r.Macs));

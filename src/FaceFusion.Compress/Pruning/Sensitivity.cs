@@ -76,4 +76,22 @@ public static class Sensitivity
         }
         return level.Where(kv => kv.Value >= 0).ToDictionary(kv => kv.Key, kv => byGroup[kv.Key][kv.Value].Ratio);
     }
+
+    /// <summary>Writes `sensitivity.csv` (<see cref="Columns"/>) and `sensitivity.png` (PSNR drop vs ratio, one line per group) into <paramref name="dir"/>.</summary>
+    public static string WriteOutputs(string dir, IReadOnlyList<SensitivityRow> rows, string title)
+    {
+        Directory.CreateDirectory(dir);
+        var csv = Path.Combine(dir, "sensitivity.csv");
+        File.WriteAllLines(csv, new[] { string.Join(',', Columns) }.Concat(rows.Select(r =>
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Group},{r.Ratio:0.###},{r.ChannelsRemoved},{r.Macs},{r.PsnrDb:0.###},{r.PsnrDropDb:0.###}"))));
+        var plot = new ScottPlot.Plot();
+        foreach (var g in rows.GroupBy(r => r.Group))
+            plot.Add.Scatter(g.Select(r => r.Ratio).ToArray(), g.Select(r => r.PsnrDropDb).ToArray()).LegendText = $"{g.Key}: {g.First().Producer}";
+        plot.Title(title);
+        plot.XLabel("fraction of the group's channels removed");
+        plot.YLabel("PSNR drop (dB)");
+        plot.ShowLegend();
+        plot.SavePng(Path.Combine(dir, "sensitivity.png"), 1000, 650);
+        return csv;
+    }
 }

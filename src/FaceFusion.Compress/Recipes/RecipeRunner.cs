@@ -198,14 +198,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
                     importance = new IterativePruner(options, identity).Score(model, analysis, train, 0);
                 var ratios = stage.Get("ratios", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9").Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture)).ToArray();
                 var rows = Sensitivity.Measure(model, importance, data, ratios, stage.GetInt("eval_pairs", 32));
-                var csv = Path.Combine(dir, "sensitivity.csv");
-                File.WriteAllLines(csv, new[] { string.Join(',', Sensitivity.Columns) }.Concat(rows.Select(r =>
-                    string.Create(CultureInfo.InvariantCulture, $"{r.Group},{r.Ratio:0.###},{r.ChannelsRemoved},{r.Macs},{r.PsnrDb:0.###},{r.PsnrDropDb:0.###}"))));
-                var plot = new ScottPlot.Plot();
-                foreach (var g in rows.GroupBy(r => r.Group))
-                    plot.Add.Scatter(g.Select(r => r.Ratio).ToArray(), g.Select(r => r.PsnrDropDb).ToArray()).LegendText = $"{g.Key}: {g.First().Producer}";
-                plot.Title("val PSNR drop when one group is pruned alone"); plot.XLabel("fraction removed"); plot.YLabel("PSNR drop (dB)");
-                plot.SavePng(Path.Combine(dir, "sensitivity.png"), 1000, 650);
+                var csv = Sensitivity.WriteOutputs(dir, rows, "val PSNR drop when one group is pruned alone");
                 outputs["sensitivity"] = csv;
                 break;
             }
