@@ -45,6 +45,10 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         [Description("Evaluation pairs. Default 64.")]
         public int Pairs { get; init; } = 64;
 
+        [CommandOption("--baseline <FP32.onnx>")]
+        [Description("For an INT8 model: the FP32 model to compare latency with (else the FP32 row of the same architecture in bench.csv).")]
+        public string? Baseline { get; init; }
+
         [CommandOption("-o|--output <DIR>")]
         [Description("Bench folder for bench.csv (appended), slices.csv, plots, bench.md. Default artifacts/bench.")]
         public string? Output { get; init; }
@@ -81,7 +85,36 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
         AnsiConsole.Write(slices);
         AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(dir, BenchReport.BenchMarkdown)}");
+        if (result.Row.Precision == "int8")
+        {
+            // INT8 exists to be faster: say so loudly when it is not.
+            double? fp32 = settings.Baseline is not null
+                ? IterativeLatency(settings.Baseline, ort)
+                : rows.LastOrDefault(r => r.Precision == "fp32" && r.Params == result.Row.Params && r.Resolution == result.Row.Resolution)?.P50Ms;
+            if (fp32 is null) AnsiConsole.MarkupLine("[yellow]note:[/] no FP32 counterpart to compare this INT8 model with (give --baseline FP32.onnx)");
+            else if (result.Row.P50Ms >= fp32.Value)
+                AnsiConsole.MarkupLineInterpolated($"[red bold]WARNING: this INT8 model is NOT faster than its FP32 counterpart ({result.Row.P50Ms:0.00} ms vs {fp32.Value:0.00} ms p50)[/]");
+            else AnsiConsole.MarkupLineInterpolated($"INT8 p50 is {result.Row.P50Ms / fp32.Value:0.00}× its FP32 counterpart's ({result.Row.P50Ms:0.00} vs {fp32.Value:0.00} ms)");
+        }
         return 0;
+    }
+
+    /// <summary>p50 batch-1 latency of a swapper (50 runs after warm-up).</summary>
+    private static double IterativeLatency(string model, OrtSettings ort)
+    {
+        using var swapper = new OrtSwapper(model, ort);
+        int r = swapper.Resolution;
+        var target = new float[3 * r * r];
+        var source = Enumerable.Repeat(1f / MathF.Sqrt(512), 512).ToArray();
+        for (int i = 0; i < 5; i++) swapper.Run(target, source, 1);
+        var times = new List<double>();
+        for (int i = 0; i < 50; i++)
+        {
+            var w = Stopwatch.StartNew();
+            swapper.Run(target, source, 1);
+            times.Add(w.Elapsed.TotalMilliseconds);
+        }
+        return SwapBench.Percentile(times, 50);
     }
 
     /// <summary>Runs `ffc bench-load-probe` in a new process: the first session of a fresh process, file in the page cache.</summary>

@@ -31,7 +31,8 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var ort = new OrtSettings { IntraOpThreads = settings.Threads };
+        // Sessions take turns: without spinning, one session's idle threads do not steal the running one's cores.
+        var ort = new OrtSettings { IntraOpThreads = settings.Threads, AllowSpinning = false };
         var swappers = settings.Models.Select(m => new OrtSwapper(m, ort)).ToList();
         try
         {

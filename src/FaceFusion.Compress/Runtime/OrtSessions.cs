@@ -11,6 +11,12 @@ public sealed record OrtSettings
     /// <summary>Where ONNX Runtime writes its optimised graph, when set (to show which kernels it chose).</summary>
     public string? OptimizedModelPath { get; init; }
 
+    /// <summary>
+    /// Whether idle intra-op threads spin-wait (ONNX Runtime's default, lowest latency for one session). Turn it off
+    /// when several sessions take turns, or their spinning threads steal each other's cores.
+    /// </summary>
+    public bool AllowSpinning { get; init; } = true;
+
     public int EffectiveThreads => IntraOpThreads > 0 ? IntraOpThreads : Environment.ProcessorCount;
 }
 
@@ -46,6 +52,7 @@ public static class OrtSessions
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
         if (settings.OptimizedModelPath is not null) options.OptimizedModelFilePath = settings.OptimizedModelPath;
+        if (!settings.AllowSpinning) options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         return options;
     }
 
