@@ -89,7 +89,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         {
             // INT8 exists to be faster: say so loudly when it is not.
             double? fp32 = settings.Baseline is not null
-                ? IterativeLatency(settings.Baseline, ort)
+                ? BaselineP50(settings.Baseline, ort)
                 : rows.LastOrDefault(r => r.Precision == "fp32" && r.Params == result.Row.Params && r.Resolution == result.Row.Resolution)?.P50Ms;
             if (fp32 is null) AnsiConsole.MarkupLine("[yellow]note:[/] no FP32 counterpart to compare this INT8 model with (give --baseline FP32.onnx)");
             else if (result.Row.P50Ms >= fp32.Value)
@@ -99,22 +99,10 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         return 0;
     }
 
-    /// <summary>p50 batch-1 latency of a swapper (50 runs after warm-up).</summary>
-    private static double IterativeLatency(string model, OrtSettings ort)
+    private static double BaselineP50(string model, OrtSettings ort)
     {
         using var swapper = new OrtSwapper(model, ort);
-        int r = swapper.Resolution;
-        var target = new float[3 * r * r];
-        var source = Enumerable.Repeat(1f / MathF.Sqrt(512), 512).ToArray();
-        for (int i = 0; i < 5; i++) swapper.Run(target, source, 1);
-        var times = new List<double>();
-        for (int i = 0; i < 50; i++)
-        {
-            var w = Stopwatch.StartNew();
-            swapper.Run(target, source, 1);
-            times.Add(w.Elapsed.TotalMilliseconds);
-        }
-        return SwapBench.Percentile(times, 50);
+        return SwapBench.P50Ms(swapper);
     }
 
     /// <summary>Runs `ffc bench-load-probe` in a new process: the first session of a fresh process, file in the page cache.</summary>

@@ -13,7 +13,8 @@ public static class PngText
         return c;
     }).ToArray();
 
-    private static uint Crc(ReadOnlySpan<byte> data)
+    /// <summary>The CRC-32 PNG chunks carry (over chunk type and data).</summary>
+    public static uint Crc(ReadOnlySpan<byte> data)
     {
         uint c = 0xFFFFFFFFu;
         foreach (var b in data) c = Table[(c ^ b) & 0xFF] ^ (c >> 8);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Export;
@@ -10,8 +9,6 @@ using FaceFusion.Compress.Reporting;
 using FaceFusion.Compress.Runtime;
 using FaceFusion.Compress.Training;
 using Google.Protobuf;
-using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
@@ -74,7 +71,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         var steps = new List<PruneStep> { new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline") };
         progress?.Report(steps[0]);
 
-        var current = Copy(original);
+        var current = original.Clone();
         string outcome = "target reached";
         for (int step = 1; ; step++)
         {
@@ -178,40 +175,12 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         return sum / targets.Length;
     }
 
-    /// <summary>p50 batch-1 latency of the model's FP32 ONNX export in ONNX Runtime (30 runs after warm-up).</summary>
+    /// <summary>p50 batch-1 latency of the model's FP32 ONNX export in ONNX Runtime.</summary>
     public static double LatencyMs(GraphModule model, int runs = 30)
     {
         model.eval();
-        var bytes = OnnxExporter.Export(model).ToByteArray();
-        OrtSessions.EnsureEnvironment();
-        using var sessionOptions = OrtSessions.CreateOptions();
-        using var session = new InferenceSession(bytes, sessionOptions);
-        int r = model.Graph.Resolution;
-        var inputs = new[]
-        {
-            NamedOnnxValue.CreateFromTensor(SwapperIO.Target, new DenseTensor<float>(new float[3 * r * r], [1, 3, r, r])),
-            NamedOnnxValue.CreateFromTensor(SwapperIO.Source, new DenseTensor<float>(Enumerable.Repeat(1f / MathF.Sqrt(512), 512).ToArray(), [1, 512])),
-        };
-        for (int i = 0; i < 3; i++) session.Run(inputs).Dispose();
-        var times = new List<double>();
-        for (int i = 0; i < runs; i++)
-        {
-            var w = Stopwatch.StartNew();
-            session.Run(inputs).Dispose();
-            times.Add(w.Elapsed.TotalMilliseconds);
-        }
-        return SwapBench.Percentile(times, 50);
-    }
-
-    private static GraphModule Copy(GraphModule model)
-    {
-        var copy = new GraphModule(model.Graph);
-        using (no_grad())
-        {
-            var source = model.state_dict();
-            foreach (var (k, v) in copy.state_dict()) v.copy_(source[k]);
-        }
-        return copy;
+        using var swapper = new OrtSwapper(OnnxExporter.Export(model).ToByteArray(), model.Graph.Name);
+        return SwapBench.P50Ms(swapper, runs);
     }
 
     /// <summary>Writes the pruned checkpoint, `prune_steps.csv` and the PSNR-vs-MACs plot into <paramref name="dir"/>.</summary>

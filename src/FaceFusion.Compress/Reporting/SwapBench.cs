@@ -270,6 +270,23 @@ public static class SwapBench
         }
     }
 
+    /// <summary>p50 batch-1 latency (ms) of a swapper on a fixed input: warm-up, then <paramref name="runs"/> timed runs.</summary>
+    public static double P50Ms(OrtSwapper swapper, int runs = 50)
+    {
+        int r = swapper.Resolution;
+        var target = new float[3 * r * r];
+        var source = Enumerable.Repeat(1f / MathF.Sqrt(512), 512).ToArray();
+        for (int i = 0; i < 3; i++) swapper.Run(target, source, 1);
+        var times = new List<double>();
+        for (int i = 0; i < runs; i++)
+        {
+            var w = Stopwatch.StartNew();
+            swapper.Run(target, source, 1);
+            times.Add(w.Elapsed.TotalMilliseconds);
+        }
+        return Percentile(times, 50);
+    }
+
     public static double Percentile(IReadOnlyList<double> values, double p)
     {
         var sorted = values.Order().ToArray();

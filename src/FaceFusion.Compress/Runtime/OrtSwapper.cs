@@ -17,10 +17,22 @@ public sealed class OrtSwapper : IDisposable
     public bool HasMask { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    public OrtSwapper(string path, OrtSettings? settings = null)
+    public OrtSwapper(string path, OrtSettings? settings = null) : this(path, OrtSessions.Open(path, settings)) { }
+
+    /// <summary>A swapper from an in-memory model; <paramref name="name"/> names it in errors.</summary>
+    public OrtSwapper(byte[] model, string name, OrtSettings? settings = null) : this(name, CreateSession(model, name, settings)) { }
+
+    private static InferenceSession CreateSession(byte[] model, string name, OrtSettings? settings)
+    {
+        using var options = OrtSessions.CreateOptions(settings);
+        try { return new InferenceSession(model, options); }
+        catch (OnnxRuntimeException e) { throw new InvalidDataException($"{name}: ONNX Runtime cannot load this model ({e.Message.Trim()})", e); }
+    }
+
+    private OrtSwapper(string path, InferenceSession session)
     {
         Path = path;
-        _session = OrtSessions.Open(path, settings);
+        _session = session;
         if (!_session.InputMetadata.ContainsKey(Target) || !_session.InputMetadata.ContainsKey(Source) || !_session.OutputMetadata.ContainsKey(Output))
         {
             _session.Dispose();

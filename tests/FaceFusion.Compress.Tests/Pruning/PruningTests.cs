@@ -13,18 +13,6 @@ namespace FaceFusion.Compress.Tests.Pruning;
 
 public class PruningTests
 {
-    private static GraphModule Copy(GraphModule model)
-    {
-        var copy = new GraphModule(model.Graph);
-        using (no_grad())
-        {
-            var source = model.state_dict();
-            foreach (var (k, v) in copy.state_dict()) v.copy_(source[k]);
-        }
-        copy.eval();
-        return copy;
-    }
-
     private static int GroupOf(ChannelAnalysis analysis, string producer) =>
         analysis.Groups.Single(g => g.Producers.Contains(producer)).Id;
 
@@ -46,7 +34,7 @@ public class PruningTests
         var removal = new Dictionary<int, int[]> { [id] = remove };
 
         using var pruned = Pruner.Prune(model, removal, analysis);
-        using var masked = Copy(model);
+        using var masked = model.Clone();
         Pruner.ZeroConsumers(masked, removal, analysis);
         using var scope = NewDisposeScope();
         var inputs = GraphTests.SwapperInputs(2, 32, seed: 21);

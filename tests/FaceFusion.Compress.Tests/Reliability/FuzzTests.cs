@@ -111,10 +111,12 @@ public class FuzzTests
         using var bitmap = new SKBitmap(info);
         using var data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Png, 100);
         var png = data.ToArray();
-        // Patch the IHDR height to 20000 (bytes 20..23, big-endian); the CRC no longer matches, which decoders tolerate or refuse.
+        // Patch the IHDR height to 20000 (bytes 20..23, big-endian) and fix the chunk's CRC: a valid header.
         png[20] = 0; png[21] = 0; png[22] = 0x4E; png[23] = 0x20;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(29), PngText.Crc(png.AsSpan(12, 17)));
         var e = Assert.Throws<ImageLoadException>(() => RgbImage.Decode(png, "huge.png"));
         Assert.Contains("huge.png", e.Message);
+        Assert.Contains("too large", e.Message);
     }
 }
 

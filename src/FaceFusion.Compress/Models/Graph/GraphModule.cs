@@ -49,6 +49,19 @@ public sealed class GraphModule : nn.Module<IReadOnlyDictionary<string, Tensor>,
         foreach (var output in graph.Outputs) _lastUse[output.Node] = int.MaxValue;
     }
 
+    /// <summary>A new module with the same graph and a copy of every weight and buffer, in the same train/eval mode. The caller disposes it.</summary>
+    public GraphModule Clone()
+    {
+        var copy = new GraphModule(Graph);
+        using (no_grad())
+        {
+            var source = state_dict();
+            foreach (var (key, value) in copy.state_dict()) value.copy_(source[key]);
+        }
+        if (training) copy.train(); else copy.eval();
+        return copy;
+    }
+
     /// <summary>The submodule of a parametric node.</summary>
     public nn.Module NodeModule(string name) => _nodes[name];
 
