@@ -37,6 +37,8 @@ app.Configure(config =>
         .WithDescription("Distil a student from a teacher (checkpoint or ONNX): pixel, mask, CWD/feature, perceptual, identity, adversarial, illumination losses.");
     config.AddCommand<PtqCommand>("ptq")
         .WithDescription("Post-training static INT8 quantization to a QDQ ONNX model (calibrated, mixed precision); shows ORT's integer kernels.");
+    config.AddCommand<QatCommand>("qat")
+        .WithDescription("Quantization-aware training (BN folded, fake INT8 with STE, mixed precision, observers/LSQ), then INT8 QDQ export with parity and per-node SQNR.");
     config.AddCommand<SensitivityCommand>("sensitivity")
         .WithDescription("Per-group pruning sensitivity (val PSNR drop vs ratio): sensitivity.csv, a chart, and ratios for a MAC budget.");
     config.AddBranch("benchmark", bench =>

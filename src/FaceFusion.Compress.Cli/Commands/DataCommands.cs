@@ -12,6 +12,8 @@ internal static class Workspace
 {
     public static string Root => AssetPaths.FindRepositoryRoot() ?? Directory.GetCurrentDirectory();
     public static string BundledDataset => Path.Combine(Root, "datasets", "bundled");
+    /// <summary>A path as the library resolves config paths: absolute, or relative to the repository root.</summary>
+    public static string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(Root, path));
     public static string IdentityAliases => Path.Combine(Root, "datasets", "identity-aliases.csv");
 }
 

@@ -21,7 +21,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         public int Calibration { get; init; } = 128;
 
         [CommandOption("--method <M>")]
-        [Description("minmax (default) or percentile (99.99 %).")]
+        [Description("minmax (default), percentile (99.99 %) or entropy (KL divergence of the 8-bit histogram).")]
         public string Method { get; init; } = "minmax";
 
         [CommandOption("--keep-float <NODES>")]
@@ -31,6 +31,14 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [CommandOption("--int8-skips")]
         [Description("Also quantize adds, concats, resizes and gates (faster small models; the default keeps skips float).")]
         public bool Int8Skips { get; init; }
+
+        [CommandOption("--sensitivity-keep <K>")]
+        [Description("Sensitivity mode: quantize each conv alone and keep the K with the largest val PSNR drop float.")]
+        public int SensitivityKeep { get; init; }
+
+        [CommandOption("--sensitivity-threshold <DB>")]
+        [Description("Sensitivity mode: also keep float every conv whose val PSNR drop exceeds DB.")]
+        public double SensitivityThresholdDb { get; init; }
 
         [CommandOption("--dataset <DIR>")]
         [Description("Prepared dataset. Default datasets/bundled.")]
@@ -42,7 +50,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
 
         public override ValidationResult Validate() =>
             Output is null ? ValidationResult.Error("-o|--output FILE is required")
-            : Method is not ("minmax" or "percentile") ? ValidationResult.Error($"--method '{Method}': use minmax or percentile")
+            : Method is not ("minmax" or "percentile" or "entropy") ? ValidationResult.Error($"--method '{Method}': use minmax, percentile or entropy")
             : Calibration < 1 ? ValidationResult.Error("--calibration must be at least 1")
             : ValidationResult.Success();
     }
@@ -51,16 +59,31 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
     {
         using var model = Checkpoint.Load(settings.Model);
         var policy = new QuantPolicy { QuantizeSkips = settings.Int8Skips, KeepFloat = (settings.KeepFloat ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet() };
-        var method = settings.Method == "percentile" ? CalibrationMethod.Percentile : CalibrationMethod.MinMax;
-        var proto = PostTrainingQuantizer.Quantize(model, settings.Dataset ?? Workspace.BundledDataset, settings.Calibration, method, policy,
-            new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) });
-        var bytes = proto.ToByteArray();
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.Output!))!);
-        File.WriteAllBytes(settings.Output + ".partial", bytes);
-        File.Move(settings.Output + ".partial", settings.Output!, overwrite: true);
+        var method = QuantizationAware.ParseMethod(settings.Method);
+        var data = settings.Dataset ?? Workspace.BundledDataset;
+        var config = PostTrainingQuantizer.Config(settings.Calibration, method, policy, settings.SensitivityKeep, settings.SensitivityThresholdDb);
+        var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new Progress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
+        using var folded = prepared.Model;
+        using var simulator = prepared.Simulator;
+        var bytes = PostTrainingQuantizer.Export(prepared, settings.Calibration, method, new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) }).ToByteArray();
+        var output = Path.GetFullPath(settings.Output!);
+        var dir = Path.GetDirectoryName(output)!;
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(output + ".partial", bytes);
+        File.Move(output + ".partial", output, overwrite: true);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {method} calibration on {settings.Calibration} images)");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels ({string.Join(", ", kernels.OpCounts.Where(kv => kv.Key.StartsWith("QLinear")).Select(kv => $"{kv.Key} ×{kv.Value}"))}), {kernels.FloatConvs} float convs");
+        if (prepared.Sensitivity is { } rows)
+        {
+            var csv = QuantAnalysis.WriteSensitivity(dir, rows);
+            AnsiConsole.MarkupLineInterpolated($"sensitivity mode kept float: {string.Join(", ", simulator.Policy.KeepFloat.Order())} ({csv})");
+        }
+        double parity = QuantAnalysis.Parity(folded, bytes, data);
+        var sqnr = QuantAnalysis.Sqnr(folded, simulator, data);
+        var sqnrCsv = QuantAnalysis.WriteSqnr(dir, sqnr);
+        AnsiConsole.MarkupLineInterpolated($"parity ONNX Runtime INT8 vs TorchSharp fake-quant: {parity:0.0} dB PSNR");
+        AnsiConsole.MarkupLineInterpolated($"worst SQNR: {string.Join(", ", sqnr.Take(5).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))} (all in {sqnrCsv})");
         return 0;
     }
 }

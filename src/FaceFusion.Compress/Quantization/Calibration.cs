@@ -8,7 +8,15 @@ using static TorchSharp.torch;
 namespace FaceFusion.Compress.Quantization;
 
 /// <summary>How activation ranges are chosen from calibration data.</summary>
-public enum CalibrationMethod { MinMax, Percentile }
+public enum CalibrationMethod
+{
+    /// <summary>The observed extremes.</summary>
+    MinMax,
+    /// <summary>The central 99.99 % (configurable) of the samples: clips rare outliers.</summary>
+    Percentile,
+    /// <summary>The clipping range whose 8-bit histogram is closest to the float one in KL divergence (entropy calibration).</summary>
+    Entropy,
+}
 
 /// <summary>
 /// Which nodes run in INT8. Default, as the article describes: every convolution outside attention fusion and
@@ -25,6 +33,12 @@ public sealed record QuantPolicy
     /// fewer float islands, so small networks gain more from INT8, at some accuracy risk. Off by default (the article's policy).
     /// </summary>
     public bool QuantizeSkips { get; init; }
+
+    /// <summary>The nodes that stay float under this policy (what the exported model runs in FP32).</summary>
+    public IReadOnlyList<string> FloatNodes(NetworkGraph graph) => graph.Nodes.Where(n =>
+        n.Op is Ops.AttentionFusion or Ops.IdentityInjection or Ops.InstanceNorm or Ops.BatchNorm or Ops.Linear
+        || (n.Op == Ops.Conv && KeepFloat.Contains(n.Name))
+        || (!QuantizeSkips && n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.Mul or Ops.GlobalAvgPool)).Select(n => n.Name).ToList();
 
     /// <summary>The quantized convs of a graph.</summary>
     public IReadOnlyList<GraphNode> QuantizedConvs(NetworkGraph graph) =>
@@ -104,7 +118,7 @@ public static class Calibrator
                     var t = inputs.Contains(v) ? feeds[v] : outputs[v];
                     mins[v] = Math.Min(mins[v], t.min().item<float>());
                     maxs[v] = Math.Max(maxs[v], t.max().item<float>());
-                    if (method == CalibrationMethod.Percentile)
+                    if (method != CalibrationMethod.MinMax)
                     {
                         // A strided sample keeps memory bounded on large maps.
                         var flat = t.flatten();
@@ -116,10 +130,68 @@ public static class Calibrator
         return values.ToDictionary(v => v, v =>
         {
             if (method == CalibrationMethod.MinMax || samples[v].Count == 0) return QuantParams.Uint8(mins[v], maxs[v]);
+            if (method == CalibrationMethod.Entropy)
+            {
+                var (clippedMin, clippedMax) = EntropyRange(samples[v], mins[v], maxs[v]);
+                return QuantParams.Uint8(clippedMin, clippedMax);
+            }
             var sorted = samples[v].Order().ToArray();
             double lo = sorted[(int)Math.Floor((100 - percentile) / 100 * (sorted.Length - 1))];
             double hi = sorted[(int)Math.Ceiling(percentile / 100 * (sorted.Length - 1))];
             return QuantParams.Uint8(lo, hi);
         });
+    }
+
+    /// <summary>
+    /// Entropy calibration: a 2048-bin histogram of the values (of |x| when they have both signs) and, for each candidate
+    /// clipping threshold t, the KL divergence between the clipped histogram (outliers folded into the last bin) and
+    /// its 8-bit version (255 levels on [0, t] for one-signed values, 128 per side otherwise); the t with the least
+    /// divergence wins. Returns the clipped range.
+    /// </summary>
+    public static (double Min, double Max) EntropyRange(IReadOnlyList<float> samples, double min, double max)
+    {
+        bool oneSided = min >= 0 || max <= 0;
+        double absMax = Math.Max(Math.Abs(min), Math.Abs(max));
+        if (samples.Count == 0 || !(absMax > 0) || !double.IsFinite(absMax)) return (min, max);
+        const int bins = 2048;
+        int levels = oneSided ? 255 : 128;
+        var hist = new double[bins];
+        foreach (var x in samples)
+        {
+            int b = (int)(Math.Abs(x) / absMax * bins);
+            hist[Math.Clamp(b, 0, bins - 1)]++;
+        }
+        double bestKl = double.PositiveInfinity;
+        int best = bins;
+        var p = new double[bins];
+        var q = new double[bins];
+        for (int i = levels; i <= bins; i++)
+        {
+            Array.Copy(hist, p, i);
+            double outliers = 0;
+            for (int j = i; j < bins; j++) outliers += hist[j];
+            p[i - 1] += outliers;
+            // Merge the i bins into `levels` groups, then spread each group's mass evenly over its non-empty bins.
+            Array.Clear(q, 0, i);
+            for (int g = 0; g < levels; g++)
+            {
+                int start = (int)((long)g * i / levels), end = (int)((long)(g + 1) * i / levels);
+                double mass = 0;
+                int nonEmpty = 0;
+                for (int j = start; j < end; j++) { mass += p[j]; if (p[j] > 0) nonEmpty++; }
+                for (int j = start; j < end; j++) if (p[j] > 0) q[j] = mass / Math.Max(1, nonEmpty);
+            }
+            double sumP = 0, sumQ = 0;
+            for (int j = 0; j < i; j++) { sumP += p[j]; sumQ += q[j]; }
+            if (sumP <= 0 || sumQ <= 0) continue;
+            double kl = 0;
+            for (int j = 0; j < i; j++)
+                if (p[j] > 0) kl += p[j] / sumP * Math.Log(p[j] / sumP / Math.Max(q[j] / sumQ, 1e-12));
+            if (kl < bestKl) { bestKl = kl; best = i; }
+        }
+        double threshold = (double)best / bins * absMax;
+        return oneSided
+            ? (min >= 0 ? (0, Math.Min(max, threshold)) : (Math.Max(min, -threshold), 0))
+            : (Math.Max(min, -threshold), Math.Min(max, threshold));
     }
 }

@@ -1,6 +1,7 @@
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Graph;
 using FaceFusion.Compress.Runtime;
+using FaceFusion.Compress.Training;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
@@ -21,19 +22,40 @@ public sealed record KernelReport(IReadOnlyDictionary<string, int> OpCounts)
 /// </summary>
 public static class PostTrainingQuantizer
 {
+    /// <summary>Calibrates and exports in one go; see <see cref="Prepare"/>.</summary>
     public static ModelProto Quantize(GraphModule model, string dataDir, int calibrationImages, CalibrationMethod method,
         QuantPolicy? policy = null, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        policy ??= new QuantPolicy();
-        var values = policy.QuantizedValues(model.Graph);
-        var ranges = Calibrator.Calibrate(model, values, dataDir, calibrationImages, method);
-        var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
-        {
-            ["quantization"] = $"static QDQ, weights int8 symmetric per channel, activations uint8 per tensor, {method} calibration on {calibrationImages} train images",
-            ["quantization_float_nodes"] = string.Join(",", model.Graph.Nodes.Where(n => n.Op is Ops.AttentionFusion or Ops.IdentityInjection or Ops.InstanceNorm or Ops.Add or Ops.Concat || policy.KeepFloat.Contains(n.Name)).Select(n => n.Name)),
-        };
-        return OnnxExporter.Export(model, new ExportOptions { Precision = ExportPrecision.Int8, Policy = policy, ActivationParams = ranges, Metadata = meta });
+        var prepared = Prepare(model, Config(calibrationImages, method, policy), dataDir, 1);
+        using var folded = prepared.Model;
+        using var simulator = prepared.Simulator;
+        return Export(prepared, calibrationImages, method, metadata);
     }
+
+    /// <summary>The QAT-style configuration that describes a PTQ run (no training).</summary>
+    public static QatConfig Config(int calibrationImages, CalibrationMethod method, QuantPolicy? policy = null, int sensitivityKeep = 0, double sensitivityThresholdDb = 0) => new()
+    {
+        Calibration = calibrationImages,
+        CalibrationMethod = method.ToString().ToLowerInvariant(),
+        Int8Skips = policy?.QuantizeSkips ?? false,
+        KeepFloat = policy?.KeepFloat.ToList() ?? [],
+        SensitivityKeep = sensitivityKeep,
+        SensitivityThresholdDb = sensitivityThresholdDb,
+    };
+
+    /// <summary>
+    /// BatchNorm folding, calibration on train images and (optionally) the sensitivity mode: the folded model with
+    /// its simulator attached, ready for <see cref="Export"/>, <see cref="QuantAnalysis.Parity"/> and
+    /// <see cref="QuantAnalysis.Sqnr"/>. The caller disposes the model and the simulator.
+    /// </summary>
+    public static PreparedQat Prepare(GraphModule model, QatConfig config, string dataDir, int seed, IProgress<string>? progress = null) =>
+        QuantizationAware.Prepare(model, config, dataDir, seed, progress: progress);
+
+    /// <summary>The INT8 QDQ ONNX model of a prepared (calibrated) model.</summary>
+    public static ModelProto Export(PreparedQat prepared, int calibrationImages, CalibrationMethod method, IReadOnlyDictionary<string, string>? metadata = null) =>
+        QuantizationAware.ExportInt8(prepared.Model, prepared.Simulator,
+            $"post-training static QDQ, weights int8 symmetric per channel, activations uint8 per tensor, {method} calibration on {calibrationImages} train images",
+            metadata);
 
     /// <summary>Lets ONNX Runtime optimise the model (all levels) and counts the ops of the result.</summary>
     public static KernelReport InspectKernels(byte[] model, OrtSettings? settings = null)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Distillation;
+using FaceFusion.Compress.Quantization;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
@@ -43,6 +44,7 @@ public sealed class SwapTrainer
 
     private ITeacher? _teacher;
     private FeatureAdapters? _adapters;
+    private QuantSimulator? _quantization;
 
     private readonly TrainConfig _config;
     private readonly AssetPaths _assets;
@@ -85,8 +87,8 @@ public sealed class SwapTrainer
         File.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
 
         torch.manual_seed(c.Seed);
-        using var generator = new GraphModule(Directory.Exists(Resolve(c.Model)) ? Checkpoint.LoadGraph(Resolve(c.Model)) : SwapperArchitectures.Build(c.Model, c.Resolution));
-        if (Directory.Exists(Resolve(c.Model))) Checkpoint.LoadWeights(generator, Path.Combine(Resolve(c.Model), Checkpoint.WeightsFile));
+        using var generator = BuildGenerator(latest is not null && resume);
+        using var quantization = _quantization;
         using var discriminator = new GraphModule(Discriminator.Build(c.Resolution));
         var taps = Discriminator.FeatureTaps(discriminator.Graph).ToList();
         var pairs = c.Distill.FeaturePairs.Select(FeaturePair.Parse).ToList();
@@ -94,7 +96,7 @@ public sealed class SwapTrainer
         _teacher = teacher;
         using var adapters = teacher is null ? null : BuildAdapters(generator, teacher, pairs);
         _adapters = adapters;
-        var trainable = adapters is null ? generator.parameters() : generator.parameters().Concat(adapters.parameters());
+        var trainable = generator.parameters().Concat(adapters?.parameters() ?? []).Concat(quantization?.parameters() ?? []);
         using var optG = optim.Adam(trainable, c.Optimizer.Lr, c.Optimizer.Beta1, c.Optimizer.Beta2);
         using var optD = optim.Adam(discriminator.parameters(), c.Optimizer.DiscriminatorLr, c.Optimizer.Beta1, c.Optimizer.Beta2);
         long step = 0;
@@ -132,6 +134,7 @@ public sealed class SwapTrainer
                     data?.Dispose();
                     data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit);
                 }
+                if (quantization is not null) quantization.Observing = !quantization.LearnableScales && step < c.Qat!.FreezeObserversAfter;
                 var losses = TrainStep(generator, discriminator, optG, optD, identity, perceptual, data, taps, step, out var sampleColumns, out var skipped);
                 if (skipped is not null)
                 {
@@ -183,6 +186,7 @@ public sealed class SwapTrainer
             var metrics = Evaluate(generator, identity);
             generator.eval();
             Checkpoint.Save(ModelDir, generator, new Dictionary<string, string> { ["trained_steps"] = step.ToString(CultureInfo.InvariantCulture) });
+            if (quantization is not null) WriteAtomic(Path.Combine(ModelDir, QuantizationAware.FileName), quantization.ToJson());
             File.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
         }
         return step;
@@ -345,6 +349,7 @@ public sealed class SwapTrainer
         Checkpoint.Save(staging, generator);
         SafeTensors.Save(Path.Combine(staging, "discriminator.safetensors"), discriminator.state_dict());
         if (_adapters is not null) SafeTensors.Save(Path.Combine(staging, "adapters.safetensors"), _adapters.state_dict());
+        if (_quantization is not null) SafeTensors.Save(Path.Combine(staging, "quantization.safetensors"), _quantization.state_dict());
         optG.save_state_dict(Path.Combine(staging, "optimizer_g.bin"));
         optD.save_state_dict(Path.Combine(staging, "optimizer_d.bin"));
         File.WriteAllText(Path.Combine(staging, "state.json"), JsonSerializer.Serialize(new { step, seed = _config.Seed }));
@@ -355,6 +360,49 @@ public sealed class SwapTrainer
         File.Move(pointer + ".partial", pointer, overwrite: true);
         foreach (var old in Directory.GetDirectories(CheckpointsDir, "step-*").Where(d => !d.EndsWith(".partial")).Order().SkipLast(_config.KeepCheckpoints))
             Directory.Delete(old, true);
+    }
+
+    /// <summary>
+    /// The generator to train: the configured architecture or checkpoint; for QAT, BatchNorm-folded with a
+    /// <see cref="QuantSimulator"/> attached (calibrated on train images unless a checkpoint will supply the ranges).
+    /// </summary>
+    private GraphModule BuildGenerator(bool resuming)
+    {
+        var c = _config;
+        var model = new GraphModule(Directory.Exists(Resolve(c.Model)) ? Checkpoint.LoadGraph(Resolve(c.Model)) : SwapperArchitectures.Build(c.Model, c.Resolution));
+        try
+        {
+            if (Directory.Exists(Resolve(c.Model))) Checkpoint.LoadWeights(model, Path.Combine(Resolve(c.Model), Checkpoint.WeightsFile));
+            if (c.Qat is null) return model;
+            // The policy is decided once (calibration, sensitivity mode) and kept in the output folder for resumes.
+            var policyPath = Path.Combine(OutputDir, QuantizationAware.FileName);
+            QuantPolicy? resumed = null;
+            if (resuming)
+            {
+                if (!File.Exists(policyPath)) throw new InvalidDataException($"{OutputDir}: resuming QAT needs {QuantizationAware.FileName}, which is missing");
+                resumed = QuantSimulator.ReadJson(File.ReadAllText(policyPath), policyPath).Policy;
+            }
+            var prepared = QuantizationAware.Prepare(model, c.Qat, Resolve(c.Data), c.Seed, resumed);
+            model.Dispose();
+            _quantization = prepared.Simulator;
+            if (!resuming)
+            {
+                WriteAtomic(policyPath, prepared.Simulator.ToJson());
+                if (prepared.Sensitivity is { } rows) QuantAnalysis.WriteSensitivity(OutputDir, rows);
+            }
+            return prepared.Model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static void WriteAtomic(string path, string text)
+    {
+        File.WriteAllText(path + ".partial", text);
+        File.Move(path + ".partial", path, overwrite: true);
     }
 
     private long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
@@ -370,6 +418,16 @@ public sealed class SwapTrainer
             using (no_grad())
                 foreach (var (name, target) in _adapters.state_dict()) target.copy_(adapterTensors[name]);
             foreach (var t in adapterTensors.Values) t.Dispose();
+        }
+        if (_quantization is not null)
+        {
+            var path = Path.Combine(dir, "quantization.safetensors");
+            if (!File.Exists(path)) throw new InvalidDataException($"{dir}: a QAT checkpoint without quantization.safetensors");
+            var quantTensors = SafeTensors.Load(path, out _);
+            using (no_grad())
+                foreach (var (name, target) in _quantization.state_dict())
+                    target.copy_(quantTensors.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"{path}: no '{name}' (the QAT policy changed since this checkpoint)"));
+            foreach (var t in quantTensors.Values) t.Dispose();
         }
         optG.load_state_dict(Path.Combine(dir, "optimizer_g.bin"));
         optD.load_state_dict(Path.Combine(dir, "optimizer_d.bin"));

@@ -64,6 +64,34 @@ public sealed class DistillConfig
     public List<string> FeaturePairs { get; set; } = [];
 }
 
+/// <summary>
+/// Quantization-aware training (`ffc qat`, the recipe's `qat` stage): present = the model is BatchNorm-folded and
+/// trained through fake quantizers placed by the mixed-precision policy.
+/// </summary>
+public sealed class QatConfig
+{
+    /// <summary>Train images for the initial activation ranges.</summary>
+    public int Calibration { get; set; } = 128;
+    /// <summary>Initial ranges: minmax, percentile or entropy.</summary>
+    public string CalibrationMethod { get; set; } = "percentile";
+    /// <summary>How ranges follow training: moving_average or minmax.</summary>
+    public string Observer { get; set; } = "moving_average";
+    /// <summary>Steps after which observers freeze (ranges fixed for the rest of training and for export).</summary>
+    public int FreezeObserversAfter { get; set; } = 100;
+    /// <summary>LSQ-style learnable activation scales (observers off).</summary>
+    public bool LearnableScales { get; set; }
+    /// <summary>Also quantize adds, concats, resizes and gates (the default keeps skips float).</summary>
+    public bool Int8Skips { get; set; }
+    /// <summary>Conv nodes kept float in addition to the default policy.</summary>
+    public List<string> KeepFloat { get; set; } = [];
+    /// <summary>Sensitivity mode: quantize each conv alone, keep this many with the largest `val` PSNR drop float (0: off).</summary>
+    public int SensitivityKeep { get; set; }
+    /// <summary>Sensitivity mode: also keep float every conv whose drop exceeds this many dB (0: off).</summary>
+    public double SensitivityThresholdDb { get; set; }
+    /// <summary>`val` faces per sensitivity measurement.</summary>
+    public int SensitivityFaces { get; set; } = 32;
+}
+
 /// <summary>A training configuration (`ffc train --config FILE`), YAML with snake_case keys.</summary>
 public sealed class TrainConfig
 {
@@ -94,6 +122,8 @@ public sealed class TrainConfig
     /// <summary>A teacher (checkpoint folder or ONNX swapper): set for distillation (`ffc distill`).</summary>
     public string? Teacher { get; set; }
     public DistillConfig Distill { get; set; } = new();
+    /// <summary>Quantization-aware training when set (null: float training).</summary>
+    public QatConfig? Qat { get; set; }
     /// <summary>Optional VGG16/19 weights (safetensors, torchvision keys) for the perceptual loss; else ResNet18.</summary>
     public string? VggWeights { get; set; }
     public string VggKind { get; set; } = "vgg16";
@@ -150,5 +180,12 @@ public sealed class TrainConfig
         Require(CheckpointEvery >= 1 && SampleEvery >= 1, "checkpoint_every and sample_every must be at least 1");
         Require(Optimizer.Lr > 0 && Optimizer.DiscriminatorLr > 0, "optimizer learning rates must be positive");
         Require(KeepCheckpoints >= 1, "keep_checkpoints must be at least 1");
+        if (Qat is { } q)
+        {
+            Require(q.Calibration >= 1, "qat.calibration must be at least 1");
+            Require(q.CalibrationMethod is "minmax" or "percentile" or "entropy", $"qat.calibration_method '{q.CalibrationMethod}': use minmax, percentile or entropy");
+            Require(q.Observer is "moving_average" or "minmax", $"qat.observer '{q.Observer}': use moving_average or minmax");
+            Require(q.FreezeObserversAfter >= 0, "qat.freeze_observers_after must be ≥ 0");
+        }
     }
 }

@@ -5,6 +5,19 @@ using static TorchSharp.torch;
 namespace FaceFusion.Compress.Models.Graph;
 
 /// <summary>
+/// Simulates low-precision execution inside <see cref="GraphModule.Run"/> (quantization-aware training and
+/// fake-quant evaluation). Returned tensors belong to the run's dispose scope.
+/// </summary>
+public interface IQuantizationSimulator
+{
+    /// <summary>Runs a conv node with simulated low-precision weights and bias, or returns null to run it as float.</summary>
+    Tensor? Conv(GraphNode node, Conv2d conv, Tensor input);
+
+    /// <summary>The value a node (or graph input) passes on: <paramref name="value"/> itself, or its fake-quantized copy.</summary>
+    Tensor Value(string name, Tensor value);
+}
+
+/// <summary>
 /// The TorchSharp network built from a <see cref="NetworkGraph"/>. Each parametric node is a submodule registered
 /// under the node's name, so state-dict keys are "{node}.weight", "{node}.query.weight", … . Forward runs the nodes in
 /// order inside a dispose scope; only the returned tensors survive, and the caller disposes them.
@@ -15,6 +28,12 @@ public sealed class GraphModule : nn.Module<IReadOnlyDictionary<string, Tensor>,
     private readonly Dictionary<string, int> _lastUse = new();
 
     public NetworkGraph Graph { get; }
+
+    /// <summary>
+    /// When set, every run simulates quantization (fake-quant weights and activations); null runs in float. Not
+    /// owned: the caller disposes the simulator.
+    /// </summary>
+    public IQuantizationSimulator? Quantization { get; set; }
 
     /// <summary>Builds fresh modules (TorchSharp's default initialisation; seed torch first for reproducibility).</summary>
     public GraphModule(NetworkGraph graph) : base(graph.Name)
@@ -83,13 +102,14 @@ public sealed class GraphModule : nn.Module<IReadOnlyDictionary<string, Tensor>,
             long expectedRank = input.IsImage ? 4 : 2;
             if (t.dim() != expectedRank || t.shape[1] != input.Channels)
                 throw new ArgumentException($"{Graph.Name}: input '{input.Name}' must be [N,{input.Channels}{(input.IsImage ? ",H,W" : "")}], got [{string.Join(",", t.shape)}]");
-            values[input.Name] = t;
+            values[input.Name] = Quantization?.Value(input.Name, t) ?? t;
         }
         var keep = taps is null ? new HashSet<string>() : new HashSet<string>(taps);
         for (int i = 0; i < Graph.Nodes.Count; i++)
         {
             var node = Graph.Nodes[i];
-            values[node.Name] = Evaluate(node, node.Inputs.Select(n => values[n]).ToArray());
+            var value = Evaluate(node, node.Inputs.Select(n => values[n]).ToArray());
+            values[node.Name] = Quantization?.Value(node.Name, value) ?? value;
             // Free activations nobody reads any more: keeps peak memory near the widest point of the graph.
             foreach (var input in node.Inputs.Distinct())
                 if (_lastUse[input] == i && !keep.Contains(input) && !Graph.Inputs.Any(g => g.Name == input))
@@ -107,7 +127,7 @@ public sealed class GraphModule : nn.Module<IReadOnlyDictionary<string, Tensor>,
 
     private Tensor Evaluate(GraphNode node, Tensor[] x) => node.Op switch
     {
-        Ops.Conv => ((Conv2d)_nodes[node.Name]).call(x[0]),
+        Ops.Conv => Quantization?.Conv(node, (Conv2d)_nodes[node.Name], x[0]) ?? ((Conv2d)_nodes[node.Name]).call(x[0]),
         Ops.BatchNorm => ((BatchNorm2d)_nodes[node.Name]).call(x[0]),
         Ops.PRelu => ((PReLU)_nodes[node.Name]).call(x[0]),
         Ops.Linear => ((Linear)_nodes[node.Name]).call(x[0]),

@@ -1,0 +1,236 @@
+using System.Globalization;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Quantization;
+using FaceFusion.Compress.Tests.Export;
+using FaceFusion.Compress.Tests.Models;
+using FaceFusion.Compress.Training;
+using Google.Protobuf;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FaceFusion.Compress.Tests.Quantization;
+
+public class QatTests
+{
+    private static float MaxAbsDiff(Tensor a, Tensor b) => a.sub(b).abs().max().item<float>();
+
+    [Theory]
+    [InlineData("teacher")]
+    [InlineData("student")]
+    public void BatchNormFolding_LeavesOutputsUnchanged(string name)
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Build(name, 32));
+        using var folded = BatchNormFolding.Fold(model);
+        int batchNorms = model.Graph.Nodes.Count(n => n.Op == Ops.BatchNorm);
+        Assert.True(batchNorms > 0);
+        Assert.Equal(batchNorms, BatchNormFolding.Foldable(model.Graph).Count);
+        Assert.DoesNotContain(folded.Graph.Nodes, n => n.Op == Ops.BatchNorm);
+        using var scope = NewDisposeScope();
+        var inputs = GraphTests.SwapperInputs(2, 32, seed: 5);
+        using var _ = no_grad();
+        var expected = model.call(inputs);
+        var actual = folded.call(inputs);
+        foreach (var key in expected.Keys)
+            Assert.True(MaxAbsDiff(expected[key], actual[key]) <= 1e-5, $"{name} {key}: {MaxAbsDiff(expected[key], actual[key])}");
+    }
+
+    [Fact]
+    public void BatchNormWithZeroWeightAndZeroRangeActivations_NeverGiveNaN()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using (no_grad())
+            ((BatchNorm2d)model.NodeModule("stem_bn")).weight!.zero_(); // the stem then outputs a constant: a zero-range activation downstream
+        using var folded = BatchNormFolding.Fold(model);
+        Assert.All(folded.parameters(), p => Assert.False(p.isnan().any().item<bool>()));
+        var policy = new QuantPolicy();
+        var values = policy.QuantizedValues(folded.Graph);
+        // Every range degenerate (0, 0): tiny positive scales, no division by zero.
+        using var simulator = new QuantSimulator(folded.Graph, policy, values.ToDictionary(v => v, _ => QuantParams.Uint8(0, 0)));
+        folded.Quantization = simulator;
+        folded.train();
+        using var scope = NewDisposeScope();
+        var inputs = GraphTests.SwapperInputs(2, 32, seed: 6);
+        var output = folded.call(inputs)["output"];
+        Assert.False(output.isnan().any().item<bool>());
+        output.sum().backward();
+        Assert.All(folded.parameters().Where(p => p.grad is not null), p => Assert.False(p.grad!.isnan().any().item<bool>()));
+        Assert.All(simulator.ActivationParams().Values, p => Assert.True(float.IsFinite(p.Scale) && p.Scale > 0));
+    }
+
+    [Fact]
+    public void LearnableScale_GetsTheLsqGradient_AndInputsOutsideTheRangeNone()
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(new[] { -0.5f, 0.2f, 0.7f, 1.5f }, requires_grad: true);
+        var scale = tensor(1f / 255, requires_grad: true);
+        var y = QuantSimulator.FakeQuantize(x, scale, 0, 0, 255, learnable: true);
+        Assert.Equal(new[] { 0f, 0.2f, 0.7f, 1f }, y.data<float>().ToArray(), (a, b) => Math.Abs(a - b) < 2.5e-3);
+        y.sum().backward();
+        Assert.Equal([0f, 1f, 1f, 0f], x.grad!.data<float>().ToArray());
+        // d/ds of (clamp(round(x/s)) )·s: round(x/s) − x/s inside, qmin or qmax outside; times LSQ's 1/√(numel·qmax).
+        float s = 1f / 255;
+        double expected = new[] { -0.5f, 0.2f, 0.7f, 1.5f }.Sum(v => v / s < 0 ? 0 : v / s > 255 ? 255 : Math.Round(v / s) - v / s) / Math.Sqrt(4 * 255);
+        Assert.Equal(expected, scale.grad!.item<float>(), 2);
+    }
+
+    [Fact]
+    public void EntropyCalibration_ClipsRareOutliers_KeepsTheBulk()
+    {
+        var rng = new Random(2);
+        var samples = Enumerable.Range(0, 100_000).Select(_ => (float)Math.Abs(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()))).ToList();
+        samples.Add(100f);
+        var (lo, hi) = Calibrator.EntropyRange(samples, 0, 100);
+        Assert.Equal(0, lo);
+        Assert.InRange(hi, 2.5, 20); // far below the outlier, above ~99 % of |N(0,1)|
+        var (lo2, hi2) = Calibrator.EntropyRange(samples.Select((v, i) => i % 2 == 0 ? v : -v).ToList(), -100, 100);
+        Assert.True(lo2 < -2.5 && lo2 > -20 && hi2 > 2.5 && hi2 < 20, $"({lo2}, {hi2})");
+    }
+
+    [Theory]
+    [InlineData("student", false)]
+    [InlineData("student", true)]
+    [InlineData("teacher", false)]
+    public void QdqExport_MatchesTheFakeQuantSimulation_AtLeast35Db(string name, bool int8Skips)
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Build(name, 32));
+        var config = PostTrainingQuantizer.Config(8, CalibrationMethod.MinMax, new QuantPolicy { QuantizeSkips = int8Skips });
+        var prepared = PostTrainingQuantizer.Prepare(model, config, TinyDataset.Path, 1);
+        using var folded = prepared.Model;
+        using var simulator = prepared.Simulator;
+        var bytes = PostTrainingQuantizer.Export(prepared, 8, CalibrationMethod.MinMax).ToByteArray();
+        using var scope = NewDisposeScope();
+        var inputs = GraphTests.SwapperInputs(2, 32, seed: 3);
+        Dictionary<string, Tensor> simulated, reference;
+        using (no_grad())
+        {
+            simulated = folded.call(inputs);
+            folded.Quantization = null;
+            reference = folded.call(inputs);
+            folded.Quantization = simulator;
+        }
+        var ort = ExportParityTests.RunOrt(bytes, inputs);
+        double parity = ExportParityTests.Psnr(simulated["output"].data<float>().ToArray(), ort["output"]);
+        double vsFloat = ExportParityTests.Psnr(reference["output"].data<float>().ToArray(), ort["output"]);
+        Assert.True(parity >= 35, $"{name}: ORT INT8 vs fake-quant {parity:0.0} dB (vs float {vsFloat:0.0} dB)");
+        // The same on real faces, through the library's own check.
+        double real = QuantAnalysis.Parity(folded, bytes, TinyDataset.Path, faces: 4);
+        Assert.True(real >= 35, $"{name}: on real faces {real:0.0} dB");
+    }
+
+    [Fact]
+    public void MixedPrecisionPolicy_KeepsNamedNodesFloat_InTheSimulationAndTheExport()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        var config = PostTrainingQuantizer.Config(4, CalibrationMethod.MinMax, new QuantPolicy { KeepFloat = new HashSet<string> { "dec2_pw" } });
+        var prepared = PostTrainingQuantizer.Prepare(model, config, TinyDataset.Path, 1);
+        using var folded = prepared.Model;
+        using var simulator = prepared.Simulator;
+        using var scope = NewDisposeScope();
+        var x = randn(1, 120, 8, 8);
+        var node = folded.Graph.Node("dec2_pw");
+        Assert.Null(simulator.Conv(node, (Conv2d)folded.NodeModule("dec2_pw"), x));
+        Assert.NotNull(simulator.Conv(folded.Graph.Node("dec3_pw"), (Conv2d)folded.NodeModule("dec3_pw"), randn(1, 208, 4, 4)));
+        // Only quantized convs' inputs and outputs are quantized: a residual add read by identity injection stays float.
+        var convValues = new QuantPolicy().QuantizedConvs(folded.Graph).SelectMany(c => c.Inputs.Append(c.Name)).ToHashSet();
+        Assert.DoesNotContain("res0_add", simulator.Values);
+        Assert.All(simulator.Values, v => Assert.True(convValues.Contains(v) || folded.Graph.Nodes.Any(n => n.Name == v && n.Op == Ops.Act), v));
+        var proto = PostTrainingQuantizer.Export(prepared, 4, CalibrationMethod.MinMax);
+        Assert.Contains(proto.Graph.Initializer, t => t.Name == "dec2_pw.weight");
+        Assert.DoesNotContain(proto.Graph.Initializer, t => t.Name == "dec2_pw.weight_q");
+        Assert.Contains(proto.Graph.Initializer, t => t.Name == "dec3_pw.weight_q");
+        var policy = proto.MetadataProps.First(p => p.Key == "quantization_policy").Value;
+        Assert.Contains("dec2_pw", policy);
+        Assert.Contains("dec3_attn", policy); // listed among the float nodes
+    }
+
+    [Fact]
+    public void SensitivityMode_KeepsTheConvsWithTheLargestDropFloat_AndSqnrCoversEveryValue()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        var config = PostTrainingQuantizer.Config(4, CalibrationMethod.MinMax, sensitivityKeep: 2);
+        config.SensitivityFaces = 4;
+        var prepared = PostTrainingQuantizer.Prepare(model, config, TinyDataset.Path, 1);
+        using var folded = prepared.Model;
+        using var simulator = prepared.Simulator;
+        var rows = prepared.Sensitivity!;
+        Assert.Equal(new QuantPolicy().QuantizedConvs(folded.Graph).Count, rows.Count);
+        var worst = rows.OrderByDescending(r => r.PsnrDropDb).Take(2).Select(r => r.Node).ToHashSet();
+        Assert.Equal(worst, simulator.Policy.KeepFloat.ToHashSet());
+        Assert.All(rows, r => Assert.True(double.IsFinite(r.PsnrDb) && double.IsFinite(r.PsnrVsFloatDb)));
+
+        var sqnr = QuantAnalysis.Sqnr(folded, simulator, TinyDataset.Path, faces: 4);
+        var inputs = folded.Graph.Inputs.Select(i => i.Name).ToHashSet();
+        Assert.Equal(simulator.Values.Count(v => !inputs.Contains(v)) + folded.Graph.Outputs.Count, sqnr.Count);
+        Assert.All(sqnr, r => Assert.True(double.IsFinite(r.SqnrDb), r.Node));
+        Assert.Contains(sqnr, r => r.Node == "output" && r.SqnrDb is > 5 and < 100);
+        var dir = TestAssets.TempDir();
+        var csv = File.ReadAllLines(QuantAnalysis.WriteSqnr(dir, sqnr));
+        Assert.Equal("node,op,sqnr_db", csv[0]);
+        Assert.Equal("node,psnr_db,psnr_drop_db,psnr_vs_float_db", File.ReadLines(QuantAnalysis.WriteSensitivity(dir, rows)).First());
+    }
+
+    private static TrainConfig QatConfig(string output, string model) => new()
+    {
+        Model = model, Teacher = model, Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 3, BatchSize = 4,
+        Phases = [new TrainPhase { Resolution = 32, Steps = 4 }], AdversarialStartStep = 100, CheckpointEvery = 2,
+        SampleEvery = 2, EvalPairs = 4, EvalSplit = "train", Threads = 2, Optimizer = new OptimizerConfig { Lr = 1e-4, Beta1 = 0.9 },
+        Qat = new QatConfig { Calibration = 8, FreezeObserversAfter = 3 },
+    };
+
+    [Fact]
+    public void Qat_ResumesExactly_AndExportsWhatItTrained()
+    {
+        var root = TestAssets.TempDir();
+        var floatDir = Path.Combine(root, "float");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(floatDir, model);
+
+        var straight = new SwapTrainer(QatConfig(Path.Combine(root, "straight"), floatDir), TestAssets.Assets, root);
+        Assert.Equal(4, straight.Train(resume: false));
+        var interrupted = new SwapTrainer(QatConfig(Path.Combine(root, "interrupted"), floatDir), TestAssets.Assets, root);
+        Assert.Equal(2, interrupted.Train(resume: false, stopAfter: 2));
+        Assert.Equal(4, interrupted.Train(resume: true));
+
+        var (a, simA) = QuantizationAware.Load(straight.ModelDir);
+        var (b, simB) = QuantizationAware.Load(interrupted.ModelDir);
+        using (a) using (simA) using (b) using (simB)
+        {
+            Assert.DoesNotContain(a.Graph.Nodes, n => n.Op == Ops.BatchNorm);
+            var stateB = b.state_dict();
+            foreach (var (key, value) in a.state_dict())
+                Assert.True(MaxAbsDiff(value, stateB[key]) <= 1e-5, $"{key} differs after resume");
+            var paramsB = simB.ActivationParams();
+            foreach (var (value, p) in simA.ActivationParams())
+            {
+                Assert.Equal(p.ZeroPoint, paramsB[value].ZeroPoint);
+                Assert.Equal(p.Scale, paramsB[value].Scale, 5);
+            }
+            // Observers moved the calibrated ranges during the first 3 steps.
+            var initial = QuantSimulator.ReadJson(File.ReadAllText(Path.Combine(straight.OutputDir, QuantizationAware.FileName)), "initial").Params;
+            Assert.Contains(simA.ActivationParams(), kv => Math.Abs(kv.Value.Scale - initial[kv.Key].Scale) > 1e-7);
+
+            var bytes = QuantizationAware.ExportInt8(a, simA).ToByteArray();
+            Assert.True(QuantAnalysis.Parity(a, bytes, TinyDataset.Path, faces: 4) >= 35);
+            Assert.True(PostTrainingQuantizer.InspectKernels(bytes).IntegerOps >= 20);
+        }
+        var metrics = File.ReadAllText(Path.Combine(straight.ModelDir, "metrics.json"));
+        Assert.Contains("ReconstructionPsnr", metrics);
+    }
+
+    [Fact]
+    public void QatModelFolder_WithAForeignQuantizationFile_IsRefusedByName()
+    {
+        var dir = Path.Combine(TestAssets.TempDir(), "qat");
+        using (var original = ExportParityTests.Prepared(SwapperArchitectures.Student(32)))
+        using (var model = BatchNormFolding.Fold(original))
+            Checkpoint.Save(dir, model);
+        File.WriteAllText(Path.Combine(dir, QuantizationAware.FileName), "{\"format\": \"something else\"}");
+        var e = Assert.Throws<InvalidDataException>(() => QuantizationAware.Load(dir));
+        Assert.Contains(QuantizationAware.FileName, e.Message);
+        File.WriteAllText(Path.Combine(dir, QuantizationAware.FileName), "{\"format\": \"FaceFusion.Compress quantization\", \"keep_float\": [], \"quantize_skips\": false, \"values\": {\"target\": {\"scale\": 0.01, \"zero_point\": 128}}}");
+        var missing = Assert.Throws<InvalidDataException>(() => QuantizationAware.Load(dir));
+        Assert.Contains("no parameters for", missing.Message);
+    }
+}
