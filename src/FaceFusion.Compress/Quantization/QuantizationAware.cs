@@ -73,6 +73,15 @@ public static class QuantizationAware
         }
     }
 
+    /// <summary>Saves a simulated model as a QAT model folder (checkpoint + `quantization.json`).</summary>
+    public static void Save(string dir, GraphModule model, QuantSimulator simulator)
+    {
+        Checkpoint.Save(dir, model);
+        var path = Path.Combine(dir, FileName);
+        File.WriteAllText(path + ".partial", simulator.ToJson());
+        File.Move(path + ".partial", path, overwrite: true);
+    }
+
     /// <summary>True when <paramref name="dir"/> holds a QAT model (a checkpoint with `quantization.json`).</summary>
     public static bool IsQuantized(string dir) => File.Exists(Path.Combine(dir, FileName));
 

@@ -26,6 +26,9 @@ public sealed record RecipeStage(string Kind, IReadOnlyDictionary<string, string
     public double GetDouble(string key, double fallback) => Parameters.TryGetValue(key, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
     public int GetInt(string key, int fallback) => Parameters.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
     public bool GetBool(string key, bool fallback) => Parameters.TryGetValue(key, out var v) ? bool.Parse(v) : fallback;
+    /// <summary>A list value (comma-separated), empty when absent.</summary>
+    public IReadOnlyList<string> GetList(string key) => Parameters.TryGetValue(key, out var v)
+        ? v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
 }
 
 /// <summary>A parsed, validated recipe with one profile applied.</summary>
@@ -38,7 +41,10 @@ public sealed record Recipe(string Path, string Name, string Hash, string Data, 
 /// </summary>
 public static class RecipeSchema
 {
-    public sealed record Key(string Type, string Default, string Meaning);
+    public sealed record Key(string Type, string Default, string Meaning, string[]? Choices = null);
+
+    private static readonly string[] Criteria = ["taylor", "l1", "l2", "bn", "random"];
+    private static readonly string[] CalibrationMethods = ["minmax", "percentile", "entropy"];
 
     public static readonly IReadOnlyDictionary<string, Key> TopLevel = new Dictionary<string, Key>
     {
@@ -60,7 +66,7 @@ public static class RecipeSchema
         ["sensitivity"] = new Dictionary<string, Key>
         {
             ["ratios"] = new("list", "0.1,…,0.9", "fractions of each group removed"),
-            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random"),
+            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random", Criteria),
             ["eval_pairs"] = new("int", "32", "val faces per measurement"),
         },
         ["prune"] = new Dictionary<string, Key>
@@ -68,7 +74,7 @@ public static class RecipeSchema
             ["target_macs"] = new("string", "(one target required)", "fraction (0.6) or absolute (1.2G)"),
             ["target_params"] = new("string", "", "fraction or absolute (2.5M)"),
             ["target_latency_ms"] = new("string", "", "fraction or milliseconds (8ms)"),
-            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random"),
+            ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random", Criteria),
             ["step_fraction"] = new("double", "0.1", "largest share of remaining prunable channels removed per step"),
             ["finetune_steps"] = new("int", "50", "fine-tuning steps after each pruning step"),
             ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
@@ -86,8 +92,26 @@ public static class RecipeSchema
         ["ptq"] = new Dictionary<string, Key>
         {
             ["calibration"] = new("int", "128", "calibration images"),
-            ["method"] = new("string", "minmax", "minmax or percentile"),
+            ["method"] = new("string", "minmax", "minmax, percentile or entropy", CalibrationMethods),
             ["int8_skips"] = new("bool", "false", "also quantize adds, concats, resizes and gates"),
+            ["keep_float"] = new("list", "(none)", "conv nodes kept float in addition to the default policy"),
+            ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k convs whose INT8 costs most val PSNR float"),
+        },
+        ["qat"] = new Dictionary<string, Key>
+        {
+            ["config"] = new("path", "(defaults)", "training config whose phases, loss weights and qat: section are used"),
+            ["steps"] = new("int", "300", "QAT fine-tuning steps when no config is given"),
+            ["lr"] = new("double", "5e-5", "learning rate when no config is given"),
+            ["distill"] = new("bool", "true", "match the float model's outputs while fine-tuning"),
+            ["calibration"] = new("int", "128", "calibration images for the initial ranges"),
+            ["calibration_method"] = new("string", "percentile", "minmax, percentile or entropy", CalibrationMethods),
+            ["observer"] = new("string", "moving_average", "moving_average or minmax", ["moving_average", "minmax"]),
+            ["freeze_after"] = new("int", "100", "steps after which observers freeze"),
+            ["learnable_scales"] = new("bool", "false", "LSQ-style learnable activation scales"),
+            ["int8_skips"] = new("bool", "false", "also quantize adds, concats, resizes and gates"),
+            ["keep_float"] = new("list", "(none)", "conv nodes kept float in addition to the default policy"),
+            ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k worst convs float"),
+            ["sensitivity_threshold_db"] = new("double", "0", "sensitivity mode: keep float every conv whose drop exceeds this"),
         },
         ["export"] = new Dictionary<string, Key>
         {
@@ -96,7 +120,7 @@ public static class RecipeSchema
         ["bench"] = new Dictionary<string, Key>
         {
             ["pairs"] = new("int", "64", "evaluation pairs"),
-            ["split"] = new("string", "test", "evaluation split"),
+            ["split"] = new("string", "test", "evaluation split", ["train", "val", "test"]),
         },
         ["report"] = new Dictionary<string, Key>(),
     };
@@ -199,10 +223,14 @@ public static class RecipeParser
                     if (key == "stage") continue;
                     if (!schema.TryGetValue(key, out var spec)) { Error(kNode, $"stage '{kind}': unknown key '{key}' (known: {string.Join(", ", schema.Keys)})"); continue; }
                     var value = ScalarOrList(vNode);
-                    var problem = CheckType(spec.Type, value);
+                    var problem = Check(spec, value);
                     if (problem is not null) Error(vNode, $"stage '{kind}': '{key}' {problem}");
                     else parameters[key] = value;
                 }
+                if (kind == "prune" && new[] { "target_macs", "target_params", "target_latency_ms" }.Count(parameters.ContainsKey) != 1)
+                    Error(item, "stage 'prune' needs exactly one of target_macs, target_params, target_latency_ms");
+                if (kind == "train" && !parameters.ContainsKey("config"))
+                    Error(item, "stage 'train' needs 'config'");
                 stages.Add(new RecipeStage(kind, parameters));
             }
 
@@ -211,7 +239,7 @@ public static class RecipeParser
             {
                 int index = stages.FindIndex(s => s.Kind == stage);
                 if (index < 0) { Error(node, $"profile '{profile}' overrides '{stage}.{key}' but the recipe has no {stage} stage"); continue; }
-                var problem = CheckType(RecipeSchema.Stages[stage][key].Type, value);
+                var problem = Check(RecipeSchema.Stages[stage][key], value);
                 if (problem is not null) { Error(node, $"profile '{profile}': '{stage}.{key}' {problem}"); continue; }
                 stages[index] = stages[index] with { Parameters = new Dictionary<string, string>(stages[index].Parameters) { [key] = value } };
             }
@@ -219,12 +247,8 @@ public static class RecipeParser
         // Impossible or missing inputs.
         foreach (var s in stages)
         {
-            if (s.Kind == "prune" && new[] { "target_macs", "target_params", "target_latency_ms" }.Count(s.Parameters.ContainsKey) != 1)
-                errors.Add(new RecipeError(path, 0, 0, "stage 'prune' needs exactly one of target_macs, target_params, target_latency_ms"));
             if (s.Kind == "prune" && s.Parameters.TryGetValue("target_macs", out var tm) && double.TryParse(tm, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && f is <= 0 or > 1 && !tm.Any(char.IsLetter))
                 errors.Add(new RecipeError(path, 0, 0, $"stage 'prune': target_macs {tm} is impossible (a fraction must be in (0, 1])"));
-            if (s.Kind == "train" && !s.Parameters.ContainsKey("config"))
-                errors.Add(new RecipeError(path, 0, 0, "stage 'train' needs 'config'"));
         }
         if (teacher is null && !stages.Any(s => s.Kind == "train"))
             errors.Add(new RecipeError(path, 0, 0, "no teacher: give 'teacher:' or a train stage"));
@@ -241,6 +265,9 @@ public static class RecipeParser
         YamlSequenceNode seq => string.Join(",", seq.Children.OfType<YamlScalarNode>().Select(c => c.Value)),
         _ => "",
     };
+
+    private static string? Check(RecipeSchema.Key spec, string value) =>
+        CheckType(spec.Type, value) ?? (spec.Choices is { } choices && !choices.Contains(value) ? $"'{value}' must be one of {string.Join(", ", choices)}" : null);
 
     private static string? CheckType(string type, string value) => type switch
     {

@@ -243,15 +243,58 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
             {
                 var source = Model();
                 using var model = Checkpoint.Load(source);
-                var policy = new QuantPolicy { QuantizeSkips = stage.GetBool("int8_skips", false) };
-                var method = stage.Get("method", "minmax") == "percentile" ? CalibrationMethod.Percentile : CalibrationMethod.MinMax;
-                var proto = PostTrainingQuantizer.Quantize(model, data, stage.GetInt("calibration", 128), method, policy, new Dictionary<string, string> { ["recipe"] = recipe.Name });
-                var path = Path.Combine(dir, "model-int8.onnx");
-                File.WriteAllBytes(path, proto.ToByteArray());
-                var kernels = PostTrainingQuantizer.InspectKernels(proto.ToByteArray());
-                log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
-                outputs["onnx:int8"] = path;
-                outputs["reference:int8"] = source;
+                var policy = new QuantPolicy { QuantizeSkips = stage.GetBool("int8_skips", false), KeepFloat = stage.GetList("keep_float").ToHashSet() };
+                var method = QuantizationAware.ParseMethod(stage.Get("method", "minmax"));
+                int calibration = stage.GetInt("calibration", 128);
+                var config = PostTrainingQuantizer.Config(calibration, method, policy, stage.GetInt("sensitivity_keep", 0));
+                var prepared = PostTrainingQuantizer.Prepare(model, config, data, recipe.Seed);
+                using var folded = prepared.Model;
+                using var simulator = prepared.Simulator;
+                var proto = PostTrainingQuantizer.Export(prepared, calibration, method, new Dictionary<string, string> { ["recipe"] = recipe.Name });
+                // The calibrated model is kept as the bench's reference: parity is then INT8 vs its fake-quant simulation.
+                var reference = Path.Combine(dir, "model");
+                QuantizationAware.Save(reference, folded, simulator);
+                if (prepared.Sensitivity is { } rows) QuantAnalysis.WriteSensitivity(dir, rows);
+                var label = recipe.Stages.Any(st => st.Kind == "qat") ? "int8-ptq" : "int8";
+                outputs[$"onnx:{label}"] = WriteInt8(Path.Combine(dir, $"{label}.onnx"), proto, folded, simulator, data, log);
+                outputs[$"reference:{label}"] = reference;
+                break;
+            }
+            case "qat":
+            {
+                var source = Model();
+                var config = stage.Parameters.TryGetValue("config", out var file) ? TrainConfig.Load(Resolve(file)) : new TrainConfig
+                {
+                    Phases = [new TrainPhase { Resolution = recipe.Resolution, Steps = stage.GetInt("steps", 300) }],
+                    Optimizer = new OptimizerConfig { Lr = stage.GetDouble("lr", 5e-5), Beta1 = 0.9 },
+                    AdversarialStartStep = int.MaxValue, CheckpointEvery = 50, SampleEvery = 100, EvalPairs = 64,
+                };
+                config.Model = source;
+                config.Teacher = stage.GetBool("distill", true) ? source : null;
+                config.EvalSplit = Splits.Val;
+                config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
+                var q = config.Qat ?? new QatConfig();
+                q.Calibration = stage.GetInt("calibration", q.Calibration);
+                q.CalibrationMethod = stage.Get("calibration_method", q.CalibrationMethod);
+                q.Observer = stage.Get("observer", q.Observer);
+                q.FreezeObserversAfter = stage.GetInt("freeze_after", q.FreezeObserversAfter);
+                q.LearnableScales = stage.GetBool("learnable_scales", q.LearnableScales);
+                q.Int8Skips = stage.GetBool("int8_skips", q.Int8Skips);
+                q.KeepFloat.AddRange(stage.GetList("keep_float"));
+                q.SensitivityKeep = stage.GetInt("sensitivity_keep", q.SensitivityKeep);
+                q.SensitivityThresholdDb = stage.GetDouble("sensitivity_threshold_db", q.SensitivityThresholdDb);
+                config.Qat = q;
+                config.Validate($"{recipe.Path}: qat stage");
+                var trainer = new SwapTrainer(config, assets, root);
+                trainer.Train(resume: true);
+                var (model, simulator) = QuantizationAware.Load(trainer.ModelDir);
+                using (model)
+                using (simulator)
+                {
+                    var proto = QuantizationAware.ExportInt8(model, simulator, metadata: new Dictionary<string, string> { ["recipe"] = recipe.Name, ["source_checkpoint"] = source });
+                    outputs["onnx:int8"] = WriteInt8(Path.Combine(dir, "int8.onnx"), proto, model, simulator, data, log);
+                }
+                outputs["reference:int8"] = trainer.ModelDir;
                 break;
             }
             case "export":
@@ -300,6 +343,22 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
             }
         }
         return outputs;
+    }
+
+    /// <summary>Writes an INT8 model, then logs ONNX Runtime's integer kernels, parity with the simulation and the worst SQNR (`quant_sqnr.csv`).</summary>
+    private static string WriteInt8(string path, Onnx.ModelProto proto, GraphModule model, QuantSimulator simulator, string data, Action<string>? log)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        var bytes = proto.ToByteArray();
+        File.WriteAllBytes(path + ".partial", bytes);
+        File.Move(path + ".partial", path, overwrite: true);
+        var kernels = PostTrainingQuantizer.InspectKernels(bytes);
+        log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
+        log?.Invoke($"  parity ONNX Runtime INT8 vs TorchSharp fake-quant: {QuantAnalysis.Parity(model, bytes, data):0.0} dB");
+        var sqnr = QuantAnalysis.Sqnr(model, simulator, data);
+        QuantAnalysis.WriteSqnr(dir, sqnr);
+        log?.Invoke($"  worst SQNR: {string.Join(", ", sqnr.Take(3).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))}");
+        return path;
     }
 
     /// <summary>The model later stages work on: the latest one produced, else the teacher.</summary>

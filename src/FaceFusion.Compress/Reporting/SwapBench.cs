@@ -7,6 +7,7 @@ using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
 using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Quantization;
 using FaceFusion.Compress.Runtime;
 using FaceFusion.Compress.Training;
 using Google.Protobuf;
@@ -136,7 +137,11 @@ public static class SwapBench
         var (targets, sources) = SwapTrainer.EvaluationPairs(data, o.Pairs, o.Seed);
         using var embedder = new IdentityEmbedder(assets.IdentityEmbedder, o.Ort);
         using var perceptual = PerceptualNetwork.ResNet18(assets.ResNet18, assets.ResNetPreprocess);
-        using var reference = o.Reference is null ? null : Checkpoint.Load(o.Reference);
+        // A QAT/PTQ model folder is loaded with its simulator: parity is then INT8 against its fake-quant simulation.
+        var (reference, simulator) = o.Reference is null ? (null, null)
+            : QuantizationAware.IsQuantized(o.Reference) ? QuantizationAware.Load(o.Reference) : (Checkpoint.Load(o.Reference), null);
+        using var referenceScope = reference;
+        using var simulatorScope = simulator;
         reference?.eval();
         using var teacher = o.Teacher is null ? null : new OrtSwapper(o.Teacher, o.Ort);
         if (teacher is not null && teacher.Resolution != r)

@@ -233,4 +233,33 @@ public class QatTests
         var missing = Assert.Throws<InvalidDataException>(() => QuantizationAware.Load(dir));
         Assert.Contains("no parameters for", missing.Message);
     }
+
+    [Fact]
+    public void QatCommand_TrainsExportsAndReportsParity_AndRefusesBadInput()
+    {
+        var root = TestAssets.TempDir();
+        var floatDir = Path.Combine(root, "float");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(floatDir, model);
+        var output = Path.Combine(root, "qat");
+        var (code, text) = Tests.Cli.CliTests.Ffc("qat", floatDir, "--steps", "2", "--calibration", "4", "--calibration-method", "entropy",
+            "--dataset", TinyDataset.Path, "-o", output);
+        Assert.True(code == 0, text);
+        Assert.Contains("parity ONNX Runtime INT8 vs TorchSharp fake-quant", text);
+        Assert.True(File.Exists(Path.Combine(output, "model-int8.onnx")));
+        Assert.Equal("node,op,sqnr_db", File.ReadLines(Path.Combine(output, "quant_sqnr.csv")).First());
+        Assert.True(QuantizationAware.IsQuantized(Path.Combine(output, "model")));
+
+        // A QAT model cannot be quantized again; a missing model and a bad option name their cause; nothing is written.
+        var (again, againText) = Tests.Cli.CliTests.Ffc("qat", Path.Combine(output, "model"), "--steps", "1", "-o", Path.Combine(root, "again"));
+        Assert.Equal(1, again);
+        Assert.Contains("already a QAT model", againText);
+        Assert.False(Directory.Exists(Path.Combine(root, "again")));
+        var (missing, missingText) = Tests.Cli.CliTests.Ffc("qat", Path.Combine(root, "nope"), "-o", Path.Combine(root, "x"));
+        Assert.Equal(1, missing);
+        Assert.Contains("nope", missingText);
+        var (badMethod, badText) = Tests.Cli.CliTests.Ffc("qat", floatDir, "--calibration-method", "magic", "--dataset", TinyDataset.Path, "-o", Path.Combine(root, "y"));
+        Assert.NotEqual(0, badMethod);
+        Assert.Contains("magic", badText);
+        Assert.False(Directory.Exists(Path.Combine(root, "y")));
+    }
 }

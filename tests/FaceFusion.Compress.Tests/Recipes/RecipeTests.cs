@@ -44,7 +44,7 @@ public class RecipeTests
         {
             lines.Add($"  - stage: {kind}");
             foreach (var (key, spec) in keys)
-                if (!(kind == "prune" && key is "target_params" or "target_latency_ms")) lines.Add($"    {key}: {sample[spec.Type]}");
+                if (!(kind == "prune" && key is "target_params" or "target_latency_ms")) lines.Add($"    {key}: {Sample(spec)}");
         }
         var path = Path.Combine(TestAssets.TempDir(), "all.yaml");
         File.WriteAllLines(path, lines);
@@ -53,7 +53,23 @@ public class RecipeTests
         foreach (var stage in recipe.Stages)
             foreach (var (key, spec) in RecipeSchema.Stages[stage.Kind])
                 if (!(stage.Kind == "prune" && key is "target_params" or "target_latency_ms"))
-                    Assert.Equal(sample[spec.Type], stage.Parameters[key]);
+                    Assert.Equal(Sample(spec), stage.Parameters[key]);
+        string Sample(RecipeSchema.Key spec) => spec.Choices?[^1] ?? sample[spec.Type];
+
+        // …and every key is documented in recipes/README.md.
+        var readme = File.ReadAllText(Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes", "README.md"));
+        foreach (var key in RecipeSchema.TopLevel.Keys.Concat(RecipeSchema.Stages.Values.SelectMany(k => k.Keys)))
+            Assert.Contains($"`{key}`", readme);
+    }
+
+    [Fact]
+    public void ValuesOutsideAKeysChoices_AreErrorsWithTheirLine()
+    {
+        var path = Path.Combine(TestAssets.TempDir(), "choices.yaml");
+        File.WriteAllText(path, "teacher: t\nstages:\n  - stage: qat\n    observer: sometimes\n  - stage: ptq\n    method: magic\n");
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(path));
+        Assert.Contains(e.Errors, x => x.Line == 4 && x.Message.Contains("moving_average"));
+        Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("entropy"));
     }
 
     [Fact]
@@ -104,6 +120,9 @@ public class RecipeTests
                 steps: 2
               - stage: ptq
                 calibration: 4
+              - stage: qat
+                steps: 2
+                calibration: 4
               - stage: export
               - stage: bench
                 pairs: 2
@@ -114,19 +133,21 @@ public class RecipeTests
         var root = TestAssets.TempDir();
         var runner = new RecipeRunner(recipe, TestAssets.Assets, root);
         var records = runner.Run();
-        Assert.Equal(["01-prune", "02-distill", "03-ptq", "04-export", "05-bench", "06-report"], records.Select(r => r.Name));
+        Assert.Equal(["01-prune", "02-distill", "03-ptq", "04-qat", "05-export", "06-bench", "07-report"], records.Select(r => r.Name));
         Assert.All(records, r => Assert.Equal("done", r.Status));
-        var report = File.ReadAllLines(Path.Combine(runner.RunDir, "06-report", "report.csv"));
+        var report = File.ReadAllLines(Path.Combine(runner.RunDir, "07-report", "report.csv"));
         Assert.Equal(string.Join(',', RunReport.Columns), report[0]);
         var stages = report.Skip(1).Select(l => l.Split(',')[0]).ToList();
         Assert.Contains("teacher", stages);
         Assert.Contains("pruned", stages);
         Assert.Contains("distilled", stages);
         Assert.Contains("int8", stages);
+        Assert.Contains("int8-ptq", stages);
+        Assert.True(File.Exists(Path.Combine(runner.RunDir, "04-qat", "quant_sqnr.csv")));
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
 
         var log = new List<string>();
         new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
-        Assert.Equal(6, log.Count(l => l.Contains("skipped")));
+        Assert.Equal(7, log.Count(l => l.Contains("skipped")));
     }
 }
