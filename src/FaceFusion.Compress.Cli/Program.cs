@@ -31,6 +31,10 @@ app.Configure(config =>
         .WithDescription("Iterative structured pruning to a MAC/param/latency target with fine-tuning and rollback; `ffc prune groups MODEL` lists channel groups.");
     config.AddCommand<RunCommand>("run")
         .WithDescription("Run a YAML recipe (train → sensitivity → prune → distill → ptq → export → bench → report), resumable; --dry-run prints the plan.");
+    config.AddCommand<ReportCommand>("report")
+        .WithDescription("Rebuild a recipe run's report (report.md with plots, report.csv) from its run.json and stage outputs.");
+    config.AddCommand<RecommendCommand>("recommend")
+        .WithDescription("Pick the best exported model of one or more runs under --latency-ms X or --size-mb X, and explain the choice.");
     config.AddCommand<SwapCommand>("swap")
         .WithDescription("Swap a face into an image or video with an ONNX swapper (detect, align, swap, colour-correct, paste back).");
     config.AddCommand<DistillCommand>("distill")

@@ -139,6 +139,33 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
         return records;
     }
 
+    /// <summary>
+    /// Rebuilds the report of an existing run (`ffc report RUN`) from its `run.json`: the recipe and profile it
+    /// records, and the outputs of every finished stage. Writes `report.md`, `report.csv` and the plots to
+    /// <paramref name="outputDir"/> (default RUN/report). Needs no model to be re-run.
+    /// </summary>
+    public static (string Markdown, string Csv) Report(string runDir, AssetPaths assets, string root, string? outputDir = null)
+    {
+        var manifestPath = Path.Combine(runDir, "run.json");
+        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{runDir}: not a recipe run (no run.json)", manifestPath);
+        RunManifest manifest;
+        try { manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json) ?? throw new InvalidDataException($"{manifestPath}: empty manifest"); }
+        catch (JsonException e) { throw new InvalidDataException($"{manifestPath}: malformed run manifest ({e.Message})", e); }
+        if (!File.Exists(manifest.Recipe)) throw new FileNotFoundException($"{manifestPath}: the run's recipe {manifest.Recipe} is gone", manifest.Recipe);
+        var recipe = RecipeParser.Load(manifest.Recipe, manifest.Profile);
+        var runner = new RecipeRunner(recipe, assets, root);
+        if (recipe.Teacher is not null && Directory.Exists(runner.Resolve(recipe.Teacher))) runner._checkpoints["teacher"] = runner.Resolve(recipe.Teacher);
+        foreach (var record in manifest.Stages.Where(r => r.Status == "done").OrderBy(r => r.Name, StringComparer.Ordinal))
+        {
+            if (!int.TryParse(record.Name.Split('-')[0], out var number) || number < 1 || number > recipe.Stages.Count) continue;
+            runner.Restore(recipe.Stages[number - 1], record);
+        }
+        if (runner._bench.Count == 0) throw new InvalidDataException($"{runDir}: no finished bench stage to report on");
+        var dir = outputDir ?? Path.Combine(runDir, "report");
+        Directory.CreateDirectory(dir);
+        return RunReport.Write(dir, runDir, recipe, runner._bench);
+    }
+
     /// <summary>Re-establishes what a finished stage contributes to later ones from its recorded outputs.</summary>
     private void Restore(RecipeStage stage, StageRecord record)
     {

@@ -18,9 +18,10 @@ public static class RunReport
         var rows = unordered.OrderBy(r => Array.IndexOf(Order, r.Label.Replace("-fp16", "")) is var i && i >= 0 ? i : Order.Length).ThenBy(r => r.Label.EndsWith("-fp16")).ToList();
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
         var csvPath = Path.Combine(dir, "report.csv");
-        File.WriteAllLines(csvPath, new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
+        File.WriteAllLines(csvPath + ".partial", new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
             r.Label, r.Row.Model, r.Row.Precision, r.Row.Params, r.Row.Macs, r.Row.FileBytes, F(r.Row.LoadMs, "0.###"), F(r.Row.P50Ms, "0.###"),
             F(r.Row.P95Ms, "0.###"), F(r.Row.PsnrDb, "0.###"), F(r.Row.Ssim, "0.####"), F(r.Row.PsnrVsTeacherDb, "0.###"), F(r.Row.IdCosine, "0.####")))));
+        File.Move(csvPath + ".partial", csvPath, overwrite: true);
 
         var pareto = new ScottPlot.Plot();
         foreach (var (label, row) in rows)
@@ -66,6 +67,7 @@ public static class RunReport
         foreach (var (label, r) in rows)
             md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} |");
         md.AppendLine();
+        foreach (var line in Targets(rows)) md.AppendLine(line);
         md.AppendLine("![quality vs latency](pareto_latency.png) ![quality vs size](pareto_size.png)");
         md.AppendLine();
         md.AppendLine("![losses](losses.png)");
@@ -74,7 +76,34 @@ public static class RunReport
         var samples = Directory.GetFiles(runDir, "step-*.png", SearchOption.AllDirectories).GroupBy(f => Path.GetDirectoryName(Path.GetDirectoryName(f))).Select(g => g.Max()!);
         foreach (var s in samples) md.AppendLine($"\n![samples]({Path.GetRelativePath(dir, s)})");
         var mdPath = Path.Combine(dir, "report.md");
-        File.WriteAllText(mdPath, md.ToString());
+        File.WriteAllText(mdPath + ".partial", md.ToString());
+        File.Move(mdPath + ".partial", mdPath, overwrite: true);
         return (mdPath, csvPath);
+    }
+
+    /// <summary>
+    /// The closed loop's targets (issue "Recipes"), teacher FP32 against the final INT8 model: file ≤ 10 %, p50
+    /// speed-up ≥ 5×, PSNR drop ≤ 1.0 dB, identity-cosine drop ≤ 0.02 — each with its value and whether it is met.
+    /// </summary>
+    public static List<string> Targets(IReadOnlyList<(string Label, BenchRow Row)> rows)
+    {
+        var teacher = rows.FirstOrDefault(r => r.Label == "teacher").Row;
+        var int8 = rows.LastOrDefault(r => r.Label == "int8").Row ?? rows.LastOrDefault(r => r.Row.Precision == "int8").Row;
+        if (teacher is null || int8 is null) return [];
+        string Mark(bool ok) => ok ? "met" : "**not met**";
+        double size = (double)int8.FileBytes / Math.Max(1, teacher.FileBytes);
+        double speedup = teacher.P50Ms / Math.Max(1e-9, int8.P50Ms);
+        double psnrDrop = teacher.PsnrDb - int8.PsnrDb;
+        double idDrop = teacher.IdCosine - int8.IdCosine;
+        return
+        [
+            $"Targets, teacher FP32 → {int8.Model} (INT8), on this run's bench:",
+            "",
+            string.Create(CultureInfo.InvariantCulture, $"- file size {size:P1} of the teacher's (target ≤ 10 %): {Mark(size <= 0.10)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {speedup:0.00}× (target ≥ 5×): {Mark(speedup >= 5)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- PSNR drop {psnrDrop:0.00} dB (target ≤ 1.0 dB): {Mark(psnrDrop <= 1.0)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- identity-cosine drop {idDrop:0.000} (target ≤ 0.02): {Mark(idDrop <= 0.02)}"),
+            "",
+        ];
     }
 }

@@ -149,5 +149,37 @@ public class RecipeTests
         var log = new List<string>();
         new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
         Assert.Equal(7, log.Count(l => l.Contains("skipped")));
+
+        // `ffc report RUN` rebuilds the same table from run.json alone; `ffc recommend` reads it.
+        var (md, csv) = RecipeRunner.Report(runner.RunDir, TestAssets.Assets, root);
+        Assert.Equal(report, File.ReadAllLines(csv));
+        Assert.Contains("Targets, teacher FP32", File.ReadAllText(md));
+        var rows = Recommendation.Read(csv, "tiny");
+        var best = Recommendation.Choose(rows, latencyMs: 1e6, sizeMb: null);
+        Assert.Equal(rows.Max(r => r.PsnrDb), best.Choice!.PsnrDb);
+        var (code, text) = CliTests.Ffc("recommend", runner.RunDir, "--size-mb", "0.000001");
+        Assert.Equal(3, code);
+        Assert.Contains("no model meets file ≤", text);
+        var (both, bothText) = CliTests.Ffc("recommend", runner.RunDir, "--size-mb", "1", "--latency-ms", "1");
+        Assert.NotEqual(0, both);
+        Assert.Contains("exactly one budget", bothText);
+    }
+
+    [Fact]
+    public void Recommend_PicksTheHighestPsnrWithinTheBudget_AndExplains()
+    {
+        ReportRow Row(string stage, double p50, long bytes, double psnr, double id) => new("r", stage, stage, "fp32", 1, 1, bytes, 1, p50, p50, psnr, 0.9, null, id);
+        var rows = new[] { Row("teacher", 30, 16 << 20, 37, 0.8), Row("student", 5, 2 << 20, 33, 0.7), Row("int8", 3, 1 << 19, 32.5, 0.7), Row("tie", 4, 1 << 20, 33, 0.75) };
+        var fast = Recommendation.Choose(rows, 6, null);
+        Assert.Equal("tie", fast.Choice!.Stage); // same PSNR as student, higher identity cosine
+        Assert.Contains("over budget: r/teacher", fast.Explanation);
+        Assert.Equal("int8", Recommendation.Choose(rows, null, 0.6).Choice!.Stage);
+        Assert.Equal("teacher", Recommendation.Choose(rows, 100, null).Choice!.Stage);
+        var none = Recommendation.Choose(rows, 1, null);
+        Assert.Null(none.Choice);
+        Assert.Contains("closest is r/int8", none.Explanation);
+        var bad = Path.Combine(TestAssets.TempDir(), "report.csv");
+        File.WriteAllText(bad, "a,b\n1,2\n");
+        Assert.Contains("not a report.csv", Assert.Throws<InvalidDataException>(() => Recommendation.Read(bad, "x")).Message);
     }
 }
