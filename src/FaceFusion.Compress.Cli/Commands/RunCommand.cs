@@ -22,6 +22,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Use this teacher (checkpoint or ONNX) instead of the recipe's.")]
         public string? Teacher { get; init; }
 
+        [CommandOption("--artifacts <DIR>")]
+        [Description("Where runs go (default artifacts/ in the repository): the run folder is DIR/<name>[-<profile>].")]
+        public string? Artifacts { get; init; }
+
         [CommandOption("--dry-run")]
         [Description("Validate and print the plan with estimated params/MACs; do no work.")]
         public bool DryRun { get; init; }
@@ -36,7 +40,7 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
             foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");
             return 2;
         }
-        var runner = new RecipeRunner(recipe, AssetPaths.Locate(), Workspace.Root);
+        var runner = new RecipeRunner(recipe, AssetPaths.Locate(), Workspace.Root, settings.Artifacts is null ? null : Path.GetFullPath(settings.Artifacts));
         if (settings.DryRun)
         {
             AnsiConsole.MarkupLineInterpolated($"plan for {recipe.Name}{(recipe.Profile is null ? "" : $" ({recipe.Profile})")} → {runner.RunDir}");

@@ -26,6 +26,8 @@ public sealed class StageRecord
     public double Seconds { get; set; }
     public Dictionary<string, string> Outputs { get; set; } = new();
     public Dictionary<string, string> Hashes { get; set; } = new();
+    /// <summary>SHA-256 of the stage's kind and parameters: a stage whose parameters changed is run again from scratch.</summary>
+    public string? ParametersHash { get; set; }
     public string? Note { get; set; }
 }
 
@@ -34,11 +36,15 @@ public sealed class StageRecord
 /// stages whose outputs are present with their recorded hashes and continues an interrupted train or distill stage
 /// from its last checkpoint.
 /// </summary>
-public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
+/// <param name="recipe">The validated recipe.</param>
+/// <param name="assets">The bundled models.</param>
+/// <param name="root">Relative paths in the recipe resolve against this folder (the repository root).</param>
+/// <param name="artifactsDir">Where runs go (default ROOT/artifacts): the run is ARTIFACTS/&lt;name&gt;[-&lt;profile&gt;].</param>
+public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, string? artifactsDir = null)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public string RunDir => Path.Combine(root, "artifacts", recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}");
+    public string RunDir => Path.Combine(artifactsDir ?? Path.Combine(root, "artifacts"), recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}");
     private string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
 
     // What the stages so far produced.
@@ -107,13 +113,23 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
             Packages = "TorchSharp-cpu 0.107.0, Microsoft.ML.OnnxRuntime 1.31.1",
             DataManifestSha256 = Sha256(Path.Combine(Resolve(recipe.Data), FaceManifest.FileName)),
         };
+        bool upstreamRan = false;
         for (int i = 0; i < recipe.Stages.Count; i++)
         {
             var stage = recipe.Stages[i];
             var name = $"{i + 1:D2}-{stage.Kind}";
             var dir = Path.Combine(RunDir, name);
             var record = records.FirstOrDefault(r => r.Name == name) ?? new StageRecord { Name = name };
-            if (record.Status == "done" && record.Outputs.All(o => (File.Exists(o.Value) || Directory.Exists(o.Value)) && (!record.Hashes.TryGetValue(o.Key, out var h) || h == Sha256Path(o.Value))))
+            var parametersHash = ParametersHash(stage);
+            if (record.ParametersHash is not null && record.ParametersHash != parametersHash)
+            {
+                // Changed parameters: the old outputs and checkpoints belong to another configuration.
+                log?.Invoke($"{name}: parameters changed since the last run; starting it again");
+                if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                record = new StageRecord { Name = name };
+            }
+            record.ParametersHash = parametersHash;
+            if (!upstreamRan && record.Status == "done" && record.Outputs.All(o => (File.Exists(o.Value) || Directory.Exists(o.Value)) && (!record.Hashes.TryGetValue(o.Key, out var h) || h == Sha256Path(o.Value))))
             {
                 log?.Invoke($"{name}: done earlier, outputs verified; skipped");
                 Restore(stage, record);
@@ -121,6 +137,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
             else
             {
                 log?.Invoke($"{name}: running");
+                upstreamRan = true; // later stages read this one's outputs: they run again too
                 record.Status = "running";
                 manifest.Stages = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();
                 WriteManifest(manifestPath, manifest);
@@ -402,6 +419,10 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root)
         File.WriteAllText(path + ".partial", JsonSerializer.Serialize(manifest, Json));
         File.Move(path + ".partial", path, overwrite: true);
     }
+
+    private static string ParametersHash(RecipeStage stage) =>
+        Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(stage.Kind + "\n" +
+            string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))))).ToLowerInvariant()[..16];
 
     private static string Sha256(string file) => File.Exists(file) ? Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file))).ToLowerInvariant() : "";
 

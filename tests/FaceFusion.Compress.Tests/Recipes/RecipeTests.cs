@@ -166,6 +166,27 @@ public class RecipeTests
     }
 
     [Fact]
+    public void ChangedStageParameters_RunThatStageAndLaterOnesAgain()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(teacher, t);
+        var path = Path.Combine(dir, "change.yaml");
+        string Recipe(int calibration) => $"name: change\ndata: {TinyDataset.Path}\nresolution: 32\nteacher: {teacher}\nstages:\n  - stage: ptq\n    calibration: {calibration}\n  - stage: export\n";
+        File.WriteAllText(path, Recipe(2));
+        var root = TestAssets.TempDir();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run();
+        var log = new List<string>();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Equal(2, log.Count(l => l.Contains("skipped")));
+        File.WriteAllText(path, Recipe(3));
+        log.Clear();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Contains(log, l => l.StartsWith("01-ptq: parameters changed"));
+        Assert.DoesNotContain(log, l => l.Contains("skipped")); // export read the old ptq's outputs: it runs again too
+    }
+
+    [Fact]
     public void Recommend_PicksTheHighestPsnrWithinTheBudget_AndExplains()
     {
         ReportRow Row(string stage, double p50, long bytes, double psnr, double id) => new("r", stage, stage, "fp32", 1, 1, bytes, 1, p50, p50, psnr, 0.9, null, id);
