@@ -24,6 +24,10 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         [Description("Interleaved rounds (one run of each model per round). Default 60.")]
         public int Rounds { get; init; } = 60;
 
+        [CommandOption("--op-profile")]
+        [Description("Also print where each model's time goes: ONNX Runtime kernel time per op type (profiler on, separate runs).")]
+        public bool OpProfile { get; init; }
+
         [CommandOption("--threads <N>")]
         [Description("Intra-op threads. Default: all cores.")]
         public int Threads { get; init; }
@@ -58,6 +62,14 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
                 table.AddRow(Path.GetFileName(settings.Models[k]), $"{p50:0.00}", $"{SwapBench.Percentile(times[k], 90):0.00}", $"{p50 / reference:0.00}×");
             }
             AnsiConsole.Write(table);
+            if (settings.OpProfile)
+                foreach (var model in settings.Models)
+                {
+                    var ops = OpProfiler.Profile(model, 30, ort);
+                    var profile = new Table().Title($"{Path.GetFileName(model)}: kernel time per op type").AddColumns("op", "nodes", "ms/run", "share");
+                    foreach (var op in ops.Take(12)) profile.AddRow(op.OpType, op.Nodes.ToString(), $"{op.MsPerRun:0.00}", $"{op.Share:P0}");
+                    AnsiConsole.Write(profile);
+                }
         }
         finally
         {

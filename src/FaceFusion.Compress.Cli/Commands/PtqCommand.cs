@@ -28,6 +28,10 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [Description("Comma-separated conv nodes that stay float in addition to the default policy.")]
         public string? KeepFloat { get; init; }
 
+        [CommandOption("--island-weights <W>")]
+        [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
+        public string? IslandWeights { get; init; }
+
         [CommandOption("--int8-skips")]
         [Description("Also quantize adds, concats, resizes and gates (faster small models; the default keeps skips float).")]
         public bool Int8Skips { get; init; }
@@ -62,6 +66,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var method = QuantizationAware.ParseMethod(settings.Method);
         var data = settings.Dataset ?? Workspace.BundledDataset;
         var config = PostTrainingQuantizer.Config(settings.Calibration, method, policy, settings.SensitivityKeep, settings.SensitivityThresholdDb);
+        if (settings.IslandWeights is not null) config.IslandWeights = settings.IslandWeights;
         var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new Progress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
         using var folded = prepared.Model;
         using var simulator = prepared.Simulator;

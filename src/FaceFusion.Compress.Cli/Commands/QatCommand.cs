@@ -52,6 +52,10 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         [Description("LSQ-style learnable activation scales (observers off).")]
         public bool LearnableScales { get; init; }
 
+        [CommandOption("--island-weights <W>")]
+        [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
+        public string? IslandWeights { get; init; }
+
         [CommandOption("--int8-skips")]
         [Description("Also quantize adds, concats, resizes and gates (the default keeps skips float).")]
         public bool Int8Skips { get; init; }
@@ -115,6 +119,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         if (settings.FreezeAfter is { } k) q.FreezeObserversAfter = k;
         if (settings.LearnableScales) q.LearnableScales = true;
         if (settings.Int8Skips) q.Int8Skips = true;
+        if (settings.IslandWeights is not null) q.IslandWeights = settings.IslandWeights;
         if (settings.KeepFloat is not null) q.KeepFloat.AddRange(settings.KeepFloat.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (settings.SensitivityKeep is { } keep) q.SensitivityKeep = keep;
         if (settings.SensitivityThresholdDb is { } threshold) q.SensitivityThresholdDb = threshold;

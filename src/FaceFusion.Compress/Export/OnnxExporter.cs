@@ -174,7 +174,7 @@ public sealed class OnnxExporter
                         Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
                         Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", ShapeInference.ConvGroups(node, inC))), DataType.Float);
                 }
-                var output = Emit("Conv", [At(0, c), Initializer($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(foldedBn?.Name ?? node.Name),
+                var output = Emit("Conv", [At(0, c), FloatWeight($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(foldedBn?.Name ?? node.Name),
                     Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
                     Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", ShapeInference.ConvGroups(node, inC)));
                 return Typed(output, c);
@@ -219,7 +219,7 @@ public sealed class OnnxExporter
             {
                 var w = _state[$"{node.Name}.weight"];
                 var b = node.Bias ? _state[$"{node.Name}.bias"] : zeros(w.shape[0]);
-                return Typed(Emit("Gemm", [At(0, c), Initializer($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(node.Name), Int("transB", 1)), c);
+                return Typed(Emit("Gemm", [At(0, c), FloatWeight($"{node.Name}.weight", w, c), Initializer($"{node.Name}.bias", b, c)], Fresh(node.Name), Int("transB", 1)), c);
             }
             case Ops.AttentionFusion:
                 return Attention(node, In(0), In(1));
@@ -264,7 +264,7 @@ public sealed class OnnxExporter
         var axes = Constant($"{node.Name}_axes", [2L, 3L]);
         string Projection(string suffix, Tensor weight, Tensor bias)
         {
-            var gemm = Emit("Gemm", [id, Initializer($"{node.Name}.{suffix}.weight", weight, DataType.Float), Initializer($"{node.Name}.{suffix}.bias", bias, DataType.Float)], Fresh(node.Name + "_" + suffix), Int("transB", 1));
+            var gemm = Emit("Gemm", [id, IslandWeight($"{node.Name}.{suffix}.weight", weight, DataType.Float), Initializer($"{node.Name}.{suffix}.bias", bias, DataType.Float)], Fresh(node.Name + "_" + suffix), Int("transB", 1));
             return Emit("Unsqueeze", [gemm, axes], Fresh(node.Name + "_" + suffix));
         }
         var scale = Projection("scale", w.narrow(0, 0, channels), b.narrow(0, 0, channels).add(1));
@@ -279,7 +279,7 @@ public sealed class OnnxExporter
         var c = Compute;
         var shape = _shapes[node.Name];
         int inner = node.InnerChannels;
-        string Project(string part, string input) => Emit("Conv", [Ensure(input, c), Initializer($"{node.Name}.{part}.weight", _state[$"{node.Name}.{part}.weight"], c),
+        string Project(string part, string input) => Emit("Conv", [Ensure(input, c), IslandWeight($"{node.Name}.{part}.weight", _state[$"{node.Name}.{part}.weight"], c),
             Initializer($"{node.Name}.{part}.bias", _state[$"{node.Name}.{part}.bias"], c)], Fresh($"{node.Name}_{part}"), Ints("kernel_shape", 1, 1));
         string Flat(string input, long channels, string part) => Emit("Reshape", [input, Constant($"{node.Name}_{part}_shape", [0L, channels, -1L])], Fresh($"{node.Name}_{part}"));
         var q = Flat(Project("query", querySource), inner, "q");
@@ -407,6 +407,55 @@ public sealed class OnnxExporter
         _onnx.Initializer.Add(t);
         _types[name] = type;
         return name;
+    }
+
+    /// <summary>
+    /// A weight of a kept-float conv or linear layer. In INT8 exports whose policy compacts float weights, large ones
+    /// are stored as FP16 behind a Cast that ONNX Runtime folds at load: half the bytes, no run-time cost, and the op
+    /// still runs in FP32.
+    /// </summary>
+    private string FloatWeight(string name, Tensor value, DataType type)
+    {
+        if (!Int8 || !_options.Policy!.CompactFloatWeights || type != DataType.Float || value.NumberOfElements < 1024) return Initializer(name, value, type);
+        return HalfWeight(name, value);
+    }
+
+    private string HalfWeight(string name, Tensor value)
+    {
+        var half = Initializer($"{name}_fp16", value, DataType.Float16);
+        return Typed(Emit("Cast", [half], name, Int("to", (int)DataType.Float)), DataType.Float);
+    }
+
+    /// <summary>
+    /// A projection weight of a float island (attention fusion, identity injection). In INT8 exports the policy decides
+    /// its storage: INT8 symmetric per output channel behind a DequantizeLinear on axis 0 (the op still computes in
+    /// float), FP16, or FP32.
+    /// </summary>
+    private string IslandWeight(string name, Tensor value, DataType type)
+    {
+        if (!Int8 || type != DataType.Float) return Initializer(name, value, type);
+        switch (_options.Policy!.IslandWeights)
+        {
+            case FaceFusion.Compress.Quantization.FloatIslandWeights.Fp16: return HalfWeight(name, value);
+            case FaceFusion.Compress.Quantization.FloatIslandWeights.Fp32: return Initializer(name, value, type);
+        }
+        long channels = value.shape[0];
+        var scales = value.abs().reshape(channels, -1).max(1).values.div(127.0).clamp_min(1e-8);
+        var shape = Enumerable.Repeat(1L, (int)value.dim()).ToArray();
+        shape[0] = channels;
+        var q = value.div(scales.reshape(shape)).round().clamp(-127, 127).to_type(ScalarType.Int8);
+        var wq = new TensorProto { Name = $"{name}_q", DataType = (int)DataType.Int8 };
+        wq.Dims.AddRange(value.shape);
+        var bytes = new byte[q.NumberOfElements];
+        q.contiguous().bytes.CopyTo(bytes);
+        wq.RawData = ByteString.CopyFrom(bytes);
+        _onnx.Initializer.Add(wq);
+        var scale = Initializer($"{name}_scale", scales, DataType.Float);
+        var zero = new TensorProto { Name = $"{name}_zero", DataType = (int)DataType.Int8 };
+        zero.Dims.Add(channels);
+        zero.RawData = ByteString.CopyFrom(new byte[channels]);
+        _onnx.Initializer.Add(zero);
+        return Typed(Emit("DequantizeLinear", [wq.Name, scale, zero.Name], name, Int("axis", 0)), DataType.Float);
     }
 
     private string Constant(string name, float[] values, long[] dims, DataType type = DataType.Float) =>

@@ -18,6 +18,9 @@ public enum CalibrationMethod
     Entropy,
 }
 
+/// <summary>Storage of the weights of nodes that compute in float.</summary>
+public enum FloatIslandWeights { Int8, Fp16, Fp32 }
+
 /// <summary>
 /// Which nodes run in INT8. Default, as the article describes: every convolution outside attention fusion and
 /// identity injection is INT8 (weights symmetric per output channel, activations asymmetric UINT8 — the form ONNX
@@ -27,6 +30,15 @@ public enum CalibrationMethod
 /// </summary>
 public sealed record QuantPolicy
 {
+    /// <summary>
+    /// How the weights of the float islands (attention fusion, identity injection) are stored: INT8 per output channel
+    /// behind a DequantizeLinear (default: their compute stays float, the file shrinks), FP16, or FP32.
+    /// </summary>
+    public FloatIslandWeights IslandWeights { get; init; } = FloatIslandWeights.Int8;
+
+    /// <summary>Store the large weights of convs kept float (and linear layers) as FP16; they still compute in FP32.</summary>
+    public bool CompactFloatWeights { get; init; } = true;
+
     public IReadOnlySet<string> KeepFloat { get; init; } = new HashSet<string>();
     /// <summary>
     /// Also run skip connections and their plumbing in INT8 (adds, concats, nearest resizes, SE gates, global pools):

@@ -39,6 +39,7 @@ public static class PostTrainingQuantizer
         CalibrationMethod = method.ToString().ToLowerInvariant(),
         Int8Skips = policy?.QuantizeSkips ?? false,
         KeepFloat = policy?.KeepFloat.ToList() ?? [],
+        IslandWeights = (policy?.IslandWeights ?? FloatIslandWeights.Int8).ToString().ToLowerInvariant(),
         SensitivityKeep = sensitivityKeep,
         SensitivityThresholdDb = sensitivityThresholdDb,
     };

@@ -91,9 +91,26 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
     }
 
     /// <inheritdoc/>
+    public Tensor FloatNodeWeight(GraphNode node, Tensor weight) => Policy.IslandWeights switch
+    {
+        FloatIslandWeights.Int8 => FakeQuant.PerChannelSymmetric(weight).Weight,
+        FloatIslandWeights.Fp16 => HalfRoundTrip(weight),
+        _ => weight,
+    };
+
+    /// <summary>FP16 storage, passed straight through: w + (fp32(fp16(w)) − w).detach().</summary>
+    private static Tensor HalfRoundTrip(Tensor w) => w.add(w.to_type(ScalarType.Float16).to_type(ScalarType.Float32).sub(w).detach());
+
+    /// <inheritdoc/>
     public Tensor? Conv(GraphNode node, Conv2d conv, Tensor input)
     {
-        if (!_convs.Contains(node.Name)) return null;
+        if (!_convs.Contains(node.Name))
+        {
+            // A kept-float conv: FP32 compute; the export stores its large weights as FP16 when the policy compacts them.
+            if (!Policy.CompactFloatWeights || conv.weight!.NumberOfElements < 1024) return null;
+            return nn.functional.conv2d(input, HalfRoundTrip(conv.weight), conv.bias, strides: [node.Stride, node.Stride],
+                padding: [node.Padding, node.Padding], groups: ShapeInference.ConvGroups(node, (int)input.shape[1]));
+        }
         var (weight, weightScales) = FakeQuant.PerChannelSymmetric(conv.weight!);
         Tensor? bias = null;
         if (conv.bias is { } b)
@@ -154,6 +171,8 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
         learnable_scales = LearnableScales,
         keep_float = Policy.KeepFloat.Order(StringComparer.Ordinal).ToArray(),
         quantize_skips = Policy.QuantizeSkips,
+        island_weights = Policy.IslandWeights.ToString().ToLowerInvariant(),
+        compact_float_weights = Policy.CompactFloatWeights,
         int8_convs = _convs.Order(StringComparer.Ordinal).ToArray(),
         float_nodes = _floatNodes,
         values = ActivationParams().OrderBy(kv => kv.Key, StringComparer.Ordinal)
@@ -173,6 +192,10 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
             {
                 KeepFloat = root.GetProperty("keep_float").EnumerateArray().Select(e => e.GetString()!).ToHashSet(),
                 QuantizeSkips = root.GetProperty("quantize_skips").GetBoolean(),
+                IslandWeights = root.TryGetProperty("island_weights", out var iw)
+                    ? Enum.TryParse<FloatIslandWeights>(iw.GetString(), ignoreCase: true, out var parsed) ? parsed : throw new InvalidDataException($"{source}: island_weights '{iw.GetString()}': use int8, fp16 or fp32")
+                    : FloatIslandWeights.Fp32,
+                CompactFloatWeights = root.TryGetProperty("compact_float_weights", out var cw) && cw.GetBoolean(),
             };
             var values = root.GetProperty("values").EnumerateObject().ToDictionary(p => p.Name, p =>
             {

@@ -31,7 +31,12 @@ public static class QuantizationAware
         foreach (var name in config.KeepFloat)
             if (graph.Nodes.All(n => n.Name != name || n.Op != Ops.Conv))
                 throw new ArgumentException($"qat.keep_float: '{name}' is not a conv node of '{graph.Name}'");
-        return new QuantPolicy { KeepFloat = config.KeepFloat.ToHashSet(), QuantizeSkips = config.Int8Skips };
+        var islands = config.IslandWeights switch
+        {
+            "int8" => FloatIslandWeights.Int8, "fp16" => FloatIslandWeights.Fp16, "fp32" => FloatIslandWeights.Fp32,
+            _ => throw new ArgumentException($"island weights '{config.IslandWeights}': use int8, fp16 or fp32"),
+        };
+        return new QuantPolicy { KeepFloat = config.KeepFloat.ToHashSet(), QuantizeSkips = config.Int8Skips, IslandWeights = islands };
     }
 
     /// <summary>

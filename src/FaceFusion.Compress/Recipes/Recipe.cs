@@ -45,6 +45,7 @@ public static class RecipeSchema
 
     private static readonly string[] Criteria = ["taylor", "l1", "l2", "bn", "random"];
     private static readonly string[] CalibrationMethods = ["minmax", "percentile", "entropy"];
+    private static readonly string[] IslandStorage = ["int8", "fp16", "fp32"];
 
     public static readonly IReadOnlyDictionary<string, Key> TopLevel = new Dictionary<string, Key>
     {
@@ -96,6 +97,7 @@ public static class RecipeSchema
             ["int8_skips"] = new("bool", "false", "also quantize adds, concats, resizes and gates"),
             ["keep_float"] = new("list", "(none)", "conv nodes kept float in addition to the default policy"),
             ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k convs whose INT8 costs most val PSNR float"),
+            ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
         },
         ["qat"] = new Dictionary<string, Key>
         {
@@ -112,6 +114,7 @@ public static class RecipeSchema
             ["keep_float"] = new("list", "(none)", "conv nodes kept float in addition to the default policy"),
             ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k worst convs float"),
             ["sensitivity_threshold_db"] = new("double", "0", "sensitivity mode: keep float every conv whose drop exceeds this"),
+            ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
         },
         ["export"] = new Dictionary<string, Key>
         {

@@ -291,6 +291,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 var method = QuantizationAware.ParseMethod(stage.Get("method", "minmax"));
                 int calibration = stage.GetInt("calibration", 128);
                 var config = PostTrainingQuantizer.Config(calibration, method, policy, stage.GetInt("sensitivity_keep", 0));
+                config.IslandWeights = stage.Get("island_weights", config.IslandWeights);
                 var prepared = PostTrainingQuantizer.Prepare(model, config, data, recipe.Seed);
                 using var folded = prepared.Model;
                 using var simulator = prepared.Simulator;
@@ -324,6 +325,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 q.FreezeObserversAfter = stage.GetInt("freeze_after", q.FreezeObserversAfter);
                 q.LearnableScales = stage.GetBool("learnable_scales", q.LearnableScales);
                 q.Int8Skips = stage.GetBool("int8_skips", q.Int8Skips);
+                q.IslandWeights = stage.Get("island_weights", q.IslandWeights);
                 q.KeepFloat.AddRange(stage.GetList("keep_float"));
                 q.SensitivityKeep = stage.GetInt("sensitivity_keep", q.SensitivityKeep);
                 q.SensitivityThresholdDb = stage.GetDouble("sensitivity_threshold_db", q.SensitivityThresholdDb);

@@ -39,6 +39,8 @@ public sealed partial class BenchRow
     [CsvColumn("timestamp_utc")] public string TimestampUtc { get; set; } = "";
     /// <summary>p50 batch-1 latency of the TorchSharp reference in eager mode, same threads (with --reference).</summary>
     [CsvColumn("torch_p50_ms")] public double? TorchP50Ms { get; set; }
+    /// <summary>CPU model and vector features (e.g. "AMD EPYC; avx2 fma"): INT8 speed-ups depend on VNNI.</summary>
+    [CsvColumn("cpu")] public string Cpu { get; set; } = "";
 }
 
 /// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>

@@ -186,7 +186,7 @@ public static class SwapBench
             P99Ms = Percentile(latencies, 99), Fps = 1000.0 / p50, Batch8Fps = batch8Fps,
             ParityPsnrDb = quality.ParityPsnr, MaxAbsErr = quality.MaxAbsErr, PsnrDb = quality.Psnr, Ssim = quality.Ssim,
             IdCosine = quality.IdCosine, PerceptualDistance = quality.Perceptual ?? double.NaN, PsnrVsTeacherDb = quality.PsnrVsTeacher,
-            Threads = o.Ort.EffectiveThreads, Provider = "CPUExecutionProvider", MachinePeakGmacs = peak,
+            Threads = o.Ort.EffectiveThreads, Provider = "CPUExecutionProvider", MachinePeakGmacs = peak, Cpu = CpuInfo.Describe,
             AchievedGmacs = macs / 1e9 * (1000.0 / p50), PeakRssMb = process.PeakWorkingSet64 / 1024.0 / 1024.0,
             GraphOptimization = o.Ort.OptimizationLevel.ToString(), LoadInFreshProcess = o.FreshProcessLoadMs is not null,
             Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),

@@ -84,6 +84,8 @@ public sealed class QatConfig
     public bool Int8Skips { get; set; }
     /// <summary>Conv nodes kept float in addition to the default policy.</summary>
     public List<string> KeepFloat { get; set; } = [];
+    /// <summary>Storage of attention/injection weights (they compute in float): int8 (per channel), fp16 or fp32.</summary>
+    public string IslandWeights { get; set; } = "int8";
     /// <summary>Sensitivity mode: quantize each conv alone, keep this many with the largest `val` PSNR drop float (0: off).</summary>
     public int SensitivityKeep { get; set; }
     /// <summary>Sensitivity mode: also keep float every conv whose drop exceeds this many dB (0: off).</summary>
@@ -186,6 +188,7 @@ public sealed class TrainConfig
             Require(q.CalibrationMethod is "minmax" or "percentile" or "entropy", $"qat.calibration_method '{q.CalibrationMethod}': use minmax, percentile or entropy");
             Require(q.Observer is "moving_average" or "minmax", $"qat.observer '{q.Observer}': use moving_average or minmax");
             Require(q.FreezeObserversAfter >= 0, "qat.freeze_observers_after must be ≥ 0");
+            Require(q.IslandWeights is "int8" or "fp16" or "fp32", $"qat.island_weights '{q.IslandWeights}': use int8, fp16 or fp32");
         }
     }
 }

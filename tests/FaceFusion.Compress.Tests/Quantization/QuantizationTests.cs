@@ -57,11 +57,14 @@ public class QuantizationTests
     {
         using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
         var proto = PostTrainingQuantizer.Quantize(model, TinyDataset.Path, 8, CalibrationMethod.MinMax);
-        // Attention fusion and identity injection stay float: their projections are plain Conv/Gemm, not behind DequantizeLinear.
+        // Attention fusion and identity injection compute in float: no QuantizeLinear follows their projections (so ONNX
+        // Runtime cannot turn them into integer kernels); only their weights are stored INT8 (weight-only, per channel).
         var dequantized = proto.Graph.Node.Where(n => n.OpType == "DequantizeLinear").Select(n => n.Output[0]).ToHashSet();
+        var quantizedInputs = proto.Graph.Node.Where(n => n.OpType == "QuantizeLinear").Select(n => n.Input[0]).ToHashSet();
         var attentionConvs = proto.Graph.Node.Where(n => n.OpType == "Conv" && n.Name.Contains("_attn_")).ToList();
         Assert.NotEmpty(attentionConvs);
-        Assert.All(attentionConvs, n => Assert.DoesNotContain(n.Input[1], dequantized));
+        Assert.All(attentionConvs, n => Assert.DoesNotContain(n.Output[0], quantizedInputs));
+        Assert.All(attentionConvs, n => Assert.Contains(n.Input[1], dequantized));
         Assert.Contains(proto.Graph.Node, n => n.OpType == "InstanceNormalization");
         Assert.Contains(proto.Graph.Initializer, t => t.DataType == (int)Onnx.TensorProto.Types.DataType.Int8);
 

@@ -18,6 +18,9 @@ public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly Parameter gamma;
     private readonly double _scale;
 
+    /// <summary>Applied to the projection weights in forward (quantization simulation); null: the weights as they are.</summary>
+    public Func<Tensor, Tensor>? WeightTransform { get; set; }
+
     public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels, double? scale = null) : base(name)
     {
         query = nn.Conv2d(queryChannels, innerChannels, 1);
@@ -33,9 +36,10 @@ public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long n = target.shape[0], c = target.shape[1], h = target.shape[2], w = target.shape[3];
-        var q = query.call(querySource).flatten(2);             // [N, inner, HW]
-        var k = key.call(target).flatten(2);                    // [N, inner, HW]
-        var v = value.call(target).flatten(2);                  // [N, C, HW]
+        Tensor Project(Conv2d conv, Tensor x) => WeightTransform is { } t ? nn.functional.conv2d(x, t(conv.weight!), conv.bias) : conv.call(x);
+        var q = Project(query, querySource).flatten(2);         // [N, inner, HW]
+        var k = Project(key, target).flatten(2);                // [N, inner, HW]
+        var v = Project(value, target).flatten(2);              // [N, C, HW]
         var energy = bmm(q.transpose(1, 2), k).mul(_scale);     // [N, HW(query), HW(key)]
         var attention = energy.softmax(-1);
         var attended = bmm(v, attention.transpose(1, 2)).view(n, c, h, w);
@@ -51,6 +55,9 @@ public sealed class IdentityInjectionBlock : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear style;
     private readonly float _epsilon;
+
+    /// <summary>Applied to the style weight in forward (quantization simulation); null: the weight as it is.</summary>
+    public Func<Tensor, Tensor>? WeightTransform { get; set; }
 
     public IdentityInjectionBlock(string name, int identityFeatures, int channels, float epsilon) : base(name)
     {
@@ -68,7 +75,8 @@ public sealed class IdentityInjectionBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor features, Tensor identity)
     {
         using var scope = NewDisposeScope();
-        var parts = style.call(identity).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
+        var projected = WeightTransform is { } t ? nn.functional.linear(identity, t(style.weight!), style.bias) : style.call(identity);
+        var parts = projected.unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
         var normalised = GraphOps.InstanceNorm(features, _epsilon);
         return normalised.mul(parts[0].add(1)).add(parts[1]).MoveToOuterDisposeScope();
     }

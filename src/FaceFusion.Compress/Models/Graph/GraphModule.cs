@@ -15,6 +15,9 @@ public interface IQuantizationSimulator
 
     /// <summary>The value a node (or graph input) passes on: <paramref name="value"/> itself, or its fake-quantized copy.</summary>
     Tensor Value(string name, Tensor value);
+
+    /// <summary>A weight of a node that computes in float (attention fusion, identity injection) as the export stores it.</summary>
+    Tensor FloatNodeWeight(GraphNode node, Tensor weight);
 }
 
 /// <summary>
@@ -33,7 +36,21 @@ public sealed class GraphModule : nn.Module<IReadOnlyDictionary<string, Tensor>,
     /// When set, every run simulates quantization (fake-quant weights and activations); null runs in float. Not
     /// owned: the caller disposes the simulator.
     /// </summary>
-    public IQuantizationSimulator? Quantization { get; set; }
+    public IQuantizationSimulator? Quantization
+    {
+        get => _quantization;
+        set
+        {
+            _quantization = value;
+            foreach (var node in Graph.Nodes)
+            {
+                Func<Tensor, Tensor>? transform = value is null ? null : w => value.FloatNodeWeight(node, w);
+                if (_nodes.GetValueOrDefault(node.Name) is AttentionFusionBlock attention) attention.WeightTransform = transform;
+                else if (_nodes.GetValueOrDefault(node.Name) is IdentityInjectionBlock injection) injection.WeightTransform = transform;
+            }
+        }
+    }
+    private IQuantizationSimulator? _quantization;
 
     /// <summary>Builds fresh modules (TorchSharp's default initialisation; seed torch first for reproducibility).</summary>
     public GraphModule(NetworkGraph graph) : base(graph.Name)
