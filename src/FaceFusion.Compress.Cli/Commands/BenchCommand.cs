@@ -14,7 +14,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandArgument(0, "<MODEL.onnx>")]
-        [Description("An exported swapper (FaceFusion IO: target, source → output[, mask]).")]
+        [Description("An exported swapper (FaceFusion IO: target, source → output [[, mask]]).")]
         public string Model { get; init; } = "";
 
         [CommandOption("--reference <CHECKPOINT>")]

@@ -20,7 +20,7 @@ internal sealed class InfoCommand : Command<InfoCommand.Settings>
         public int? Resolution { get; init; }
 
         [CommandOption("--json")]
-        [Description("Print {params, macs, nodes:[{name, kind, params, macs}]} as JSON for scripts.")]
+        [Description("Print {params, macs, nodes:[[{name, kind, params, macs}]]} as JSON for scripts.")]
         public bool Json { get; init; }
     }
 

@@ -23,7 +23,7 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         public string? Teacher { get; init; }
 
         [CommandOption("--artifacts <DIR>")]
-        [Description("Where runs go (default artifacts/ in the repository): the run folder is DIR/<name>[-<profile>].")]
+        [Description("Where runs go (default artifacts/ in the repository): the run folder is DIR/<name>[[-<profile>]].")]
         public string? Artifacts { get; init; }
 
         [CommandOption("--dry-run")]

@@ -21,7 +21,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         public string? Target { get; init; }
 
         [CommandOption("--model <SWAPPER.onnx>")]
-        [Description("An ONNX swapper with FaceFusion IO (target, source → output[, mask]).")]
+        [Description("An ONNX swapper with FaceFusion IO (target, source → output [[, mask]]).")]
         public string? Model { get; init; }
 
         [CommandOption("-o|--output <FILE>")]

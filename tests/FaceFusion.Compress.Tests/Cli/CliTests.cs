@@ -31,6 +31,18 @@ public class CliTests
         Assert.Contains("contact sheet", dataHelp);
     }
 
+    [Theory]
+    [InlineData("info")] [InlineData("train")] [InlineData("export")] [InlineData("bench")] [InlineData("prune")] [InlineData("run")]
+    [InlineData("swap")] [InlineData("distill")] [InlineData("ptq")] [InlineData("qat")] [InlineData("sensitivity")] [InlineData("report")]
+    [InlineData("recommend")] [InlineData("benchmark", "latency")] [InlineData("benchmark", "train")] [InlineData("data", "prepare")] [InlineData("data", "stats")]
+    public void EveryCommandsHelp_Renders(params string[] command)
+    {
+        // Descriptions are console markup: an unescaped bracket breaks the help page.
+        var (code, output) = Ffc([.. command, "--help"]);
+        Assert.True(code == 0 && !output.Contains("error:"), output);
+        Assert.Contains("USAGE", output);
+    }
+
     [Fact]
     public void Stats_OnAMissingDataset_FailsNamingTheFile()
     {
