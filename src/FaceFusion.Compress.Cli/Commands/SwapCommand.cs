@@ -32,6 +32,26 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [Description("Swap every face of the target, not only the largest.")]
         public bool AllFaces { get; init; }
 
+        [CommandOption("--face <WHICH>")]
+        [Description("Which target faces: largest (default), all, or reference (those like --reference-face).")]
+        public string Face { get; init; } = "largest";
+
+        [CommandOption("--reference-face <IMAGE>")]
+        [Description("With --face reference: swap the target faces whose identity cosine to this image's face is at least --reference-threshold.")]
+        public string? ReferenceFace { get; init; }
+
+        [CommandOption("--reference-threshold <COS>")]
+        [Description("Identity cosine a target face needs to the reference face. Default 0.35.")]
+        public double ReferenceThreshold { get; init; } = 0.35;
+
+        [CommandOption("--blend <MODE>")]
+        [Description("feather (default: alpha through the feathered mask) or poisson (seamless cloning, then the mask).")]
+        public string Blend { get; init; } = "feather";
+
+        [CommandOption("--compare <MODELS>")]
+        [Description("Instead of --model: two or more comma-separated ONNX swappers; writes target | A | B side by side with each one's latency and identity cosine.")]
+        public string? Compare { get; init; }
+
         [CommandOption("--no-color")]
         [Description("Skip the L*a*b* colour correction of the swapped crop.")]
         public bool NoColor { get; init; }
@@ -49,9 +69,13 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         public int Threads { get; init; }
 
         public override ValidationResult Validate() =>
-            Source is null || Target is null || Model is null || Output is null
-                ? ValidationResult.Error("--source, --target, --model and -o|--output are required")
-                : ValidationResult.Success();
+            Source is null || Target is null || (Model is null == Compare is null) || Output is null
+                ? ValidationResult.Error("--source, --target, -o|--output and one of --model or --compare are required")
+            : Compare is not null && Compare.Split(',', StringSplitOptions.RemoveEmptyEntries).Length < 2 ? ValidationResult.Error("--compare needs two or more models, comma separated")
+            : Face is not ("largest" or "all" or "reference") ? ValidationResult.Error($"--face '{Face}': use largest, all or reference")
+            : Face == "reference" && ReferenceFace is null ? ValidationResult.Error("--face reference needs --reference-face IMAGE")
+            : Blend is not ("feather" or "poisson") ? ValidationResult.Error($"--blend '{Blend}': use feather or poisson")
+            : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -60,9 +84,47 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         {
             AllFaces = settings.AllFaces, ColorCorrection = !settings.NoColor, MaskBlur = settings.MaskBlur, MaskPadding = settings.MaskPadding,
             Ort = new OrtSettings { IntraOpThreads = settings.Threads },
+            Selection = settings.Face switch { "all" => FaceSelection.All, "reference" => FaceSelection.Reference, _ => FaceSelection.Largest },
+            ReferenceThreshold = settings.ReferenceThreshold,
+            Blend = settings.Blend == "poisson" ? BlendMode.Poisson : BlendMode.Feather,
         };
-        using var pipeline = new FaceSwapPipeline(AssetPaths.Locate(), settings.Model!, options);
-        var source = pipeline.EmbedSource(RgbImage.Load(settings.Source!), settings.Source!);
+        var assets = AssetPaths.Locate();
+        var sourceImage = RgbImage.Load(settings.Source!);
+        if (settings.Compare is not null) return Compare(settings, assets, sourceImage, options);
+        using var pipeline = new FaceSwapPipeline(assets, settings.Model!, options);
+        var source = pipeline.EmbedSource(sourceImage, settings.Source!);
+        if (settings.ReferenceFace is not null) pipeline.SetReference(RgbImage.Load(settings.ReferenceFace), settings.ReferenceFace);
+        return SwapWith(pipeline, settings, source);
+    }
+
+    private static int Compare(Settings settings, AssetPaths assets, RgbImage sourceImage, SwapOptions options)
+    {
+        if (VideoReader.IsVideo(settings.Target!)) throw new SwapInputException($"{settings.Target}: --compare takes a target image, not a video");
+        var models = settings.Compare!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var (sheet, compared) = SwapComparison.Compare(assets, sourceImage, settings.Source!, RgbImage.Load(settings.Target!), settings.Target!, models, options);
+        var png = PngText.Add(sheet.EncodePng(), new Dictionary<string, string>
+        {
+            ["Software"] = "FaceFusion.Compress ffc swap --compare",
+            ["Comment"] = $"generated by ffc swap --compare with models {string.Join(", ", compared.Select(m => m.Name))}; synthetic image",
+        });
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.Output!))!);
+        File.WriteAllBytes(settings.Output + ".partial", png);
+        File.Move(settings.Output + ".partial", settings.Output!, overwrite: true);
+        foreach (var m in compared) AnsiConsole.MarkupLineInterpolated($"{m.Name}: swapper p50 {m.P50Ms:0.0} ms, identity cosine {m.IdentityCosine:0.000}");
+        AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output}");
+        return 0;
+    }
+
+    private static void PrintTimings(SwapTimings timings)
+    {
+        var table = new Table().Title($"time per frame ({timings.Frames} frames, {timings.Faces} faces swapped)").AddColumns("stage", "ms/frame");
+        foreach (var stage in SwapTimings.Stages) table.AddRow(stage, $"{timings.PerFrameMs(stage):0.0}");
+        table.AddRow("total", $"{SwapTimings.Stages.Sum(timings.PerFrameMs):0.0}");
+        AnsiConsole.Write(table);
+    }
+
+    private static int SwapWith(FaceSwapPipeline pipeline, Settings settings, float[] source)
+    {
         var provenance = new Dictionary<string, string>
         {
             ["Software"] = "FaceFusion.Compress ffc swap",
@@ -87,6 +149,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
                         }));
                 });
             AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({swapped} frames with a swapped face)");
+            PrintTimings(pipeline.Timings);
             return 0;
         }
         var target = RgbImage.Load(settings.Target!);
@@ -97,6 +160,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         File.WriteAllBytes(settings.Output + ".partial", png);
         File.Move(settings.Output + ".partial", settings.Output!, overwrite: true);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({faces} face(s) swapped)");
+        PrintTimings(pipeline.Timings);
         return 0;
     }
 }

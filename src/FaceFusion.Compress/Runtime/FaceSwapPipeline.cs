@@ -9,11 +9,60 @@ namespace FaceFusion.Compress.Runtime;
 /// <summary>Raised for swap inputs that cannot be used (no face, unreadable file); names the file and the cause.</summary>
 public sealed class SwapInputException(string message) : Exception(message);
 
+/// <summary>Which faces of the target are swapped.</summary>
+public enum FaceSelection { Largest, All, Reference }
+
+/// <summary>How the swapped crop is pasted back.</summary>
+public enum BlendMode
+{
+    /// <summary>Alpha blend through the feathered box mask (combined with the model's mask).</summary>
+    Feather,
+    /// <summary>Seamless cloning: the crop's gradients, the target's colours at the border, then the feathered mask.</summary>
+    Poisson,
+}
+
+/// <summary>Time spent per stage, summed over the frames a pipeline processed.</summary>
+public sealed class SwapTimings
+{
+    public static readonly string[] Stages = ["detect", "landmarks", "select", "align", "swap", "color", "paste"];
+    private readonly Dictionary<string, double> _ms = Stages.ToDictionary(s => s, _ => 0.0);
+    public int Frames { get; set; }
+    public int Faces { get; set; }
+    public IReadOnlyDictionary<string, double> TotalMs => _ms;
+
+    internal T Time<T>(string stage, Func<T> work)
+    {
+        var watch = Stopwatch.StartNew();
+        var result = work();
+        _ms[stage] += watch.Elapsed.TotalMilliseconds;
+        return result;
+    }
+
+    internal void Time(string stage, Action work) => Time(stage, () => { work(); return 0; });
+
+    /// <summary>Starts counting afresh (e.g. after warm-up frames).</summary>
+    public void Reset()
+    {
+        foreach (var stage in Stages) _ms[stage] = 0;
+        Frames = Faces = 0;
+    }
+
+    /// <summary>Milliseconds per frame of one stage.</summary>
+    public double PerFrameMs(string stage) => _ms[stage] / Math.Max(1, Frames);
+}
+
 /// <summary>Options of `ffc swap`.</summary>
 public sealed record SwapOptions
 {
-    /// <summary>Swap every detected face instead of the largest one.</summary>
+    /// <summary>Swap every detected face instead of the largest one (same as <see cref="Selection"/> = All).</summary>
     public bool AllFaces { get; init; }
+    /// <summary>Which faces to swap; <see cref="FaceSelection.Reference"/> needs <see cref="ReferenceEmbedding"/>.</summary>
+    public FaceSelection Selection { get; init; } = FaceSelection.Largest;
+    /// <summary>Identity embedding of the reference face (FaceSelection.Reference).</summary>
+    public float[]? ReferenceEmbedding { get; init; }
+    /// <summary>Faces whose identity cosine to the reference is at least this are swapped.</summary>
+    public double ReferenceThreshold { get; init; } = 0.35;
+    public BlendMode Blend { get; init; } = BlendMode.Feather;
     /// <summary>Match the swapped crop's colours to the target crop (mean/std in L*a*b*).</summary>
     public bool ColorCorrection { get; init; } = true;
     /// <summary>Feather width of the box mask as a fraction of the crop size.</summary>
@@ -35,7 +84,7 @@ public sealed class FaceSwapPipeline : IDisposable
     private readonly LandmarkDetector _landmarks;
     private readonly IdentityEmbedder _embedder;
     private readonly OrtSwapper _swapper;
-    private readonly SwapOptions _options;
+    private SwapOptions _options;
 
     public FaceSwapPipeline(AssetPaths assets, string swapperPath, SwapOptions? options = null)
     {
@@ -48,6 +97,12 @@ public sealed class FaceSwapPipeline : IDisposable
 
     public OrtSwapper Swapper => _swapper;
 
+    /// <summary>Sets the reference face for <see cref="FaceSelection.Reference"/>: the embedding of the largest face of <paramref name="image"/>.</summary>
+    public void SetReference(RgbImage image, string name) => _options = _options with { ReferenceEmbedding = EmbedSource(image, name) };
+
+    /// <summary>Per-stage time over everything this pipeline swapped.</summary>
+    public SwapTimings Timings { get; } = new();
+
     /// <summary>The identity embedding of the largest face of the source image.</summary>
     public float[] EmbedSource(RgbImage image, string name)
     {
@@ -57,27 +112,54 @@ public sealed class FaceSwapPipeline : IDisposable
         return _embedder.Embed(image, FaceTemplates.FivePointsFrom68(_landmarks.Detect(image, face)));
     }
 
-    /// <summary>Swaps the target's largest (or every) face; returns the new image and how many faces were swapped.</summary>
+    /// <summary>The identity embedding of the face at <paramref name="five"/> (e.g. a swapped result, for its identity cosine).</summary>
+    public float[] Embed(RgbImage image, IReadOnlyList<(double X, double Y)> five) => _embedder.Embed(image, five);
+
+    /// <summary>The faces of an image with their five alignment points, largest first.</summary>
+    public List<(FaceBox Box, IReadOnlyList<(double X, double Y)> Five)> Faces(RgbImage image) =>
+        _detector.Detect(image).OrderByDescending(f => f.Area).Select(f => (f, (IReadOnlyList<(double X, double Y)>)FaceTemplates.FivePointsFrom68(_landmarks.Detect(image, f)))).ToList();
+
+    /// <summary>Swaps the target's faces chosen by the options; returns the new image and how many faces were swapped.</summary>
     public (RgbImage Image, int Faces) Swap(RgbImage target, float[] source)
     {
-        var faces = _detector.Detect(target);
+        Timings.Frames++;
+        var faces = Timings.Time("detect", () => _detector.Detect(target));
         if (faces.Count == 0) return (target, 0);
-        var chosen = _options.AllFaces ? faces.ToList() : [faces.MaxBy(f => f.Area)];
+        var selection = _options.AllFaces ? FaceSelection.All : _options.Selection;
+        var candidates = selection == FaceSelection.Largest ? [faces.MaxBy(f => f.Area)] : faces.ToList();
+        var located = candidates.Select(f => (Face: f, Five: Timings.Time("landmarks", () => FaceTemplates.FivePointsFrom68(_landmarks.Detect(target, f))))).ToList();
+        if (selection == FaceSelection.Reference)
+        {
+            var reference = _options.ReferenceEmbedding ?? throw new InvalidOperationException("reference selection needs a reference embedding");
+            located = located.Where(l => Cosine(Timings.Time("select", () => _embedder.Embed(target, l.Five)), reference) >= _options.ReferenceThreshold).ToList();
+        }
+        if (located.Count == 0) return (target, 0);
         var result = new RgbImage(target.Width, target.Height, (byte[])target.Pixels.Clone());
-        foreach (var face in chosen) SwapOne(result, target, face, source);
-        return (result, chosen.Count);
+        foreach (var (_, five) in located) SwapOne(result, target, five, source);
+        Timings.Faces += located.Count;
+        return (result, located.Count);
     }
 
-    private void SwapOne(RgbImage canvas, RgbImage original, FaceBox face, float[] source)
+    private static double Cosine(float[] a, float[] b)
+    {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        return dot / Math.Max(1e-12, Math.Sqrt(na * nb));
+    }
+
+    private void SwapOne(RgbImage canvas, RgbImage original, IReadOnlyList<(double X, double Y)> five, float[] source)
     {
         int r = _swapper.Resolution;
-        var five = FaceTemplates.FivePointsFrom68(_landmarks.Detect(original, face));
         var toCrop = FaceTemplates.AlignmentTransform(five, FaceTemplates.Arcface128, r);
-        var crop = original.WarpAffine(toCrop, r, r);
-        var input = new float[3 * r * r];
-        for (int i = 0; i < r * r; i++)
-            for (int c = 0; c < 3; c++) input[c * r * r + i] = crop.Pixels[i * 3 + c] / 127.5f - 1f;
-        var (output, modelMask) = _swapper.Run(input, source, 1);
+        var (crop, input) = Timings.Time("align", () =>
+        {
+            var warped = original.WarpAffine(toCrop, r, r);
+            var values = new float[3 * r * r];
+            for (int i = 0; i < r * r; i++)
+                for (int c = 0; c < 3; c++) values[c * r * r + i] = warped.Pixels[i * 3 + c] / 127.5f - 1f;
+            return (warped, values);
+        });
+        var (output, modelMask) = Timings.Time("swap", () => _swapper.Run(input, source, 1));
         var swapped = new RgbImage(r, r);
         for (int i = 0; i < r * r; i++)
             for (int c = 0; c < 3; c++)
@@ -85,26 +167,51 @@ public sealed class FaceSwapPipeline : IDisposable
 
         var mask = BoxMask(r);
         if (modelMask is not null) for (int i = 0; i < mask.Length; i++) mask[i] = Math.Min(mask[i], modelMask[i]);
-        if (_options.ColorCorrection) swapped = ColorTransfer.MatchLab(swapped, crop, mask);
+        if (_options.ColorCorrection) swapped = Timings.Time("color", () => ColorTransfer.MatchLab(swapped, crop, mask));
+        Timings.Time("paste", () => Paste(canvas, original, swapped, mask, toCrop, r));
+    }
 
-        // Paste back: every canvas pixel whose crop position falls inside the crop blends by the mask.
+    /// <summary>
+    /// Paste back: every canvas pixel whose crop position falls inside the crop blends by the mask; with Poisson
+    /// blending the crop is first corrected to meet the target seamlessly over the mask's support.
+    /// </summary>
+    private void Paste(RgbImage canvas, RgbImage original, RgbImage swapped, float[] mask, Affine2D toCrop, int r)
+    {
         var corners = new[] { (0.0, 0.0), (r, 0.0), (0.0, r), (r, r) }.Select(p => toCrop.Inverse().Apply(p.Item1, p.Item2)).ToList();
         int x0 = Math.Max(0, (int)corners.Min(p => p.X)), x1 = Math.Min(canvas.Width - 1, (int)Math.Ceiling(corners.Max(p => p.X)));
         int y0 = Math.Max(0, (int)corners.Min(p => p.Y)), y1 = Math.Min(canvas.Height - 1, (int)Math.Ceiling(corners.Max(p => p.Y)));
-        Parallel.For(y0, y1 + 1, y =>
+        int w = x1 - x0 + 1, h = y1 - y0 + 1;
+        if (w <= 0 || h <= 0) return;
+        // The region in canvas coordinates: the warped crop, its blend weight, and the target behind it.
+        var pasted = new float[w * h * 3];
+        var background = new float[w * h * 3];
+        var weight = new float[w * h];
+        var valid = new bool[w * h];
+        Parallel.For(0, h, j =>
         {
-            for (int x = x0; x <= x1; x++)
+            for (int i = 0; i < w; i++)
             {
-                var (u, v) = toCrop.Apply(x, y);
+                int k = j * w + i, o = ((y0 + j) * canvas.Width + x0 + i) * 3;
+                for (int c = 0; c < 3; c++) background[k * 3 + c] = original.Pixels[o + c];
+                var (u, v) = toCrop.Apply(x0 + i, y0 + j);
                 if (u < 0 || v < 0 || u > r - 1 || v > r - 1) continue;
-                float m = Bilinear(mask, r, (float)u, (float)v);
+                valid[k] = true;
+                weight[k] = Bilinear(mask, r, (float)u, (float)v);
+                for (int c = 0; c < 3; c++) pasted[k * 3 + c] = swapped.Sample((float)u, (float)v, c);
+            }
+        });
+        if (_options.Blend == BlendMode.Poisson)
+            PoissonBlend.Blend(pasted, background, weight.Select(m => m > 0).ToArray(), valid, w, h);
+        Parallel.For(0, h, j =>
+        {
+            for (int i = 0; i < w; i++)
+            {
+                int k = j * w + i;
+                float m = weight[k];
                 if (m <= 0) continue;
-                int o = (y * canvas.Width + x) * 3;
+                int o = ((y0 + j) * canvas.Width + x0 + i) * 3;
                 for (int c = 0; c < 3; c++)
-                {
-                    float s = swapped.Sample((float)u, (float)v, c);
-                    canvas.Pixels[o + c] = (byte)Math.Clamp(MathF.Round(m * s + (1 - m) * original.Pixels[o + c]), 0, 255);
-                }
+                    canvas.Pixels[o + c] = (byte)Math.Clamp(MathF.Round(m * pasted[k * 3 + c] + (1 - m) * background[k * 3 + c]), 0, 255);
             }
         });
     }
