@@ -132,6 +132,12 @@ public sealed class DatasetPreparer : IDisposable
         }
 
         var parent = Path.GetDirectoryName(outputDir)!;
+        // Roughly one face per image and per sampled video frame, each a PNG per crop size (~half the raw RGB size).
+        long faces = sources.Count(s => !s.IsVideo) + sources.Where(s => s.IsVideo && s.FrameOfVideo is null).Sum(s =>
+        {
+            try { return (long)VideoReader.Probe(s.Path).FrameCount / Math.Max(1, options.FrameStep); } catch (Exception) { return 0L; }
+        });
+        Assets.DiskSpace.Require(parent, faces * options.CropSizes.Sum(size => 3L * size * size / 2), $"about {faces} aligned faces");
         Directory.CreateDirectory(parent);
         foreach (var stale in Directory.GetDirectories(parent, Path.GetFileName(outputDir) + ".partial-*"))
             Directory.Delete(stale, recursive: true);

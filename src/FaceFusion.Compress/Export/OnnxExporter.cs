@@ -82,6 +82,7 @@ public sealed class OnnxExporter
     public static ModelProto ExportToFile(GraphModule model, string path, ExportOptions? options = null)
     {
         var proto = Export(model, options);
+        FaceFusion.Compress.Assets.DiskSpace.Require(path, proto.CalculateSize(), "the ONNX model");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         File.WriteAllBytes(path + ".partial", proto.ToByteArray());

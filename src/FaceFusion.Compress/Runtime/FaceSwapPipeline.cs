@@ -245,6 +245,8 @@ public sealed class FaceSwapPipeline : IDisposable
     public int SwapVideo(string input, string output, float[] source, IReadOnlyDictionary<string, string> metadata, IProgress<(int Frame, int Total)>? progress = null)
     {
         var (width, height, fps, total) = VideoReader.Probe(input);
+        // H.264 at default quality: a few percent of the raw frames, generously.
+        DiskSpace.Require(output, (long)total * width * height * 3 / 20, $"the swapped video ({total} frames)");
         var partial = output + ".partial";
         var psi = new ProcessStartInfo("ffmpeg") { RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false };
         var args = new List<string> { "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", $"{width}x{height}", "-r", fps.ToString("0.###", CultureInfo.InvariantCulture),

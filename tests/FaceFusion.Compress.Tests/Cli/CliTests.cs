@@ -5,9 +5,13 @@ namespace FaceFusion.Compress.Tests.Cli;
 /// <summary>Runs the real `ffc` program (copied beside the tests) as a user would.</summary>
 public class CliTests
 {
-    internal static (int Code, string Output) Ffc(params string[] args)
+    internal static (int Code, string Output) Ffc(params string[] args) => FfcWith(new Dictionary<string, string>(), args);
+
+    /// <summary>Runs `ffc` with extra environment variables.</summary>
+    internal static (int Code, string Output) FfcWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ffc.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["COLUMNS"] = "200";

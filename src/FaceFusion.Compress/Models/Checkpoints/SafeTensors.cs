@@ -22,6 +22,7 @@ public static class SafeTensors
     /// <summary>Writes tensors (CPU copies are taken) through a temporary file and a rename.</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        FaceFusion.Compress.Assets.DiskSpace.Require(path, tensors.Values.Sum(t => t.NumberOfElements * t.ElementSize) + 65536, "the weights");
         var header = new Dictionary<string, object>();
         if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
         var blobs = new List<byte[]>();
