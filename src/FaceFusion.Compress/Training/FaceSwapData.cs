@@ -36,20 +36,36 @@ public sealed class SwapBatch : IDisposable
 /// </summary>
 public sealed class FaceSwapData : IDisposable
 {
-    private readonly Tensor _crops;      // [N,3,R,R] uint8
-    private readonly Tensor _masks;      // [N,1,R,R] uint8
-    private readonly Tensor _regions;    // [N,1,R,R] uint8: eyes and mouth
-    private readonly Tensor _embeddings; // [N,512] float
+    // In memory: every face decoded once ([N,3,R,R] uint8 and masks). Streamed (datasets above the memory budget):
+    // faces are decoded when a batch needs them, with a bounded cache; the pixels are identical either way.
+    private readonly Tensor? _crops;      // [N,3,R,R] uint8
+    private readonly Tensor? _masks;      // [N,1,R,R] uint8
+    private readonly Tensor? _regions;    // [N,1,R,R] uint8: eyes and mouth
+    private readonly Tensor _embeddings;  // [N,512] float
     private readonly int[][] _byIdentity;
     private readonly int[] _identityOf;
+    private readonly string _datasetDir;
+    private readonly int _storedSize;
+    private readonly Dictionary<int, (byte[] Pixels, byte[] Mask, byte[] Region)> _cache = new();
+    private readonly Queue<int> _cacheOrder = new();
+    private readonly int _cacheFaces;
 
     public IReadOnlyList<FaceRecord> Records { get; }
     public int Resolution { get; }
     public int Count => Records.Count;
     public int IdentityCount => _byIdentity.Length;
+    /// <summary>True when faces are decoded on demand because the split exceeds the memory budget.</summary>
+    public bool Streaming => _crops is null;
+
+    /// <summary>
+    /// Memory for decoded faces before a split is streamed instead: 2 GB, or FFC_DATA_MEMORY_MB.
+    /// </summary>
+    public static long DefaultMemoryBudget =>
+        long.TryParse(Environment.GetEnvironmentVariable("FFC_DATA_MEMORY_MB"), out var mb) && mb >= 0 ? mb * 1024 * 1024 : 2048L * 1024 * 1024;
 
     /// <summary>Loads the faces of <paramref name="split"/> (all splits when null) at <paramref name="resolution"/>.</summary>
-    public FaceSwapData(string datasetDir, string? split, int resolution, int? limit = null)
+    /// <param name="memoryBudget">Bytes of decoded faces kept in memory; a larger split is streamed (default <see cref="DefaultMemoryBudget"/>).</param>
+    public FaceSwapData(string datasetDir, string? split, int resolution, int? limit = null, long? memoryBudget = null)
     {
         var all = FaceManifest.Read(Path.Combine(datasetDir, FaceManifest.FileName));
         var records = all.Where(r => split is null || r.Split == split).ToList();
@@ -57,35 +73,89 @@ public sealed class FaceSwapData : IDisposable
         if (records.Count == 0) throw new InvalidDataException($"{datasetDir}: no faces in split '{split}'");
         Records = records;
         Resolution = resolution;
+        _datasetDir = datasetDir;
         var embeddings = FaceManifest.ReadAllEmbeddings(datasetDir);
         var sizes = Directory.GetDirectories(Path.Combine(datasetDir, "crops")).Select(d => int.Parse(Path.GetFileName(d))).Order().ToList();
         // The smallest stored size that is at least the training resolution, resized down when larger.
-        int stored = sizes.FirstOrDefault(s => s >= resolution, sizes.Max());
-        var pixels = new byte[records.Count * 3 * resolution * resolution];
-        var masks = new byte[records.Count * resolution * resolution];
-        var regions = new byte[records.Count * resolution * resolution];
+        _storedSize = sizes.FirstOrDefault(s => s >= resolution, sizes.Max());
         var emb = new float[records.Count * FaceManifest.EmbeddingSize];
-        Parallel.For(0, records.Count, i =>
-        {
-            var r = records[i];
-            var image = RgbImage.Load(Path.Combine(datasetDir, "crops", stored.ToString(), Path.GetFileName(r.CropFile)));
-            if (image.Width != resolution) image = image.Resize(resolution, resolution);
-            int plane = resolution * resolution, offset = i * 3 * plane;
-            for (int p = 0; p < plane; p++)
-                for (int c = 0; c < 3; c++) pixels[offset + c * plane + p] = image.Pixels[p * 3 + c];
-            var points = r.LandmarkPoints();
-            FaceRegion.Rasterize(points, (double)resolution / r.CropSize, resolution, masks.AsSpan(i * plane, plane));
-            FaceRegion.RasterizeEyesAndMouth(points, (double)resolution / r.CropSize, resolution, regions.AsSpan(i * plane, plane));
-            Array.Copy(embeddings[r.EmbeddingOffset], 0, emb, i * FaceManifest.EmbeddingSize, FaceManifest.EmbeddingSize);
-        });
-        _crops = tensor(pixels, [records.Count, 3, resolution, resolution]);
-        _masks = tensor(masks, [records.Count, 1, resolution, resolution]);
-        _regions = tensor(regions, [records.Count, 1, resolution, resolution]);
+        for (int i = 0; i < records.Count; i++)
+            Array.Copy(embeddings[records[i].EmbeddingOffset], 0, emb, i * FaceManifest.EmbeddingSize, FaceManifest.EmbeddingSize);
         _embeddings = tensor(emb, [records.Count, FaceManifest.EmbeddingSize]);
+        long faceBytes = 5L * resolution * resolution;
+        _cacheFaces = (int)Math.Clamp((memoryBudget ?? DefaultMemoryBudget) / faceBytes, 64, int.MaxValue);
+        if ((long)records.Count * faceBytes <= (memoryBudget ?? DefaultMemoryBudget))
+        {
+            int plane = resolution * resolution;
+            var pixels = new byte[records.Count * 3 * plane];
+            var masks = new byte[records.Count * plane];
+            var regions = new byte[records.Count * plane];
+            Parallel.For(0, records.Count, i =>
+            {
+                var (p, m, r) = Decode(i);
+                Array.Copy(p, 0, pixels, i * 3 * plane, 3 * plane);
+                Array.Copy(m, 0, masks, i * plane, plane);
+                Array.Copy(r, 0, regions, i * plane, plane);
+            });
+            _crops = tensor(pixels, [records.Count, 3, resolution, resolution]);
+            _masks = tensor(masks, [records.Count, 1, resolution, resolution]);
+            _regions = tensor(regions, [records.Count, 1, resolution, resolution]);
+        }
         var identities = records.Select(r => r.Identity).Distinct().Order(StringComparer.Ordinal).ToList();
         var index = identities.Select((id, k) => (id, k)).ToDictionary(p => p.id, p => p.k);
         _identityOf = records.Select(r => index[r.Identity]).ToArray();
         _byIdentity = identities.Select(id => Enumerable.Range(0, records.Count).Where(i => records[i].Identity == id).ToArray()).ToArray();
+    }
+
+    /// <summary>One face: CHW pixels, face mask and eyes/mouth mask at the data resolution.</summary>
+    private (byte[] Pixels, byte[] Mask, byte[] Region) Decode(int i)
+    {
+        var r = Records[i];
+        int resolution = Resolution, plane = resolution * resolution;
+        var image = RgbImage.Load(Path.Combine(_datasetDir, "crops", _storedSize.ToString(), Path.GetFileName(r.CropFile)));
+        if (image.Width != resolution) image = image.Resize(resolution, resolution);
+        var pixels = new byte[3 * plane];
+        for (int p = 0; p < plane; p++)
+            for (int c = 0; c < 3; c++) pixels[c * plane + p] = image.Pixels[p * 3 + c];
+        var mask = new byte[plane];
+        var region = new byte[plane];
+        var points = r.LandmarkPoints();
+        FaceRegion.Rasterize(points, (double)resolution / r.CropSize, resolution, mask);
+        FaceRegion.RasterizeEyesAndMouth(points, (double)resolution / r.CropSize, resolution, region);
+        return (pixels, mask, region);
+    }
+
+    /// <summary>Faces by index as uint8 tensors [n,3,R,R], [n,1,R,R], [n,1,R,R] (from memory, or decoded through the cache).</summary>
+    private (Tensor Crops, Tensor Masks, Tensor Regions) Faces(int[] indices)
+    {
+        if (_crops is not null)
+        {
+            var at = tensor(indices.Select(i => (long)i).ToArray());
+            return (_crops.index_select(0, at), _masks!.index_select(0, at), _regions!.index_select(0, at));
+        }
+        int plane = Resolution * Resolution;
+        var decoded = new (byte[] Pixels, byte[] Mask, byte[] Region)[indices.Length];
+        var missing = indices.Distinct().Where(i => !_cache.ContainsKey(i)).ToArray();
+        var fresh = new (byte[], byte[], byte[])[missing.Length];
+        Parallel.For(0, missing.Length, k => fresh[k] = Decode(missing[k]));
+        for (int k = 0; k < missing.Length; k++)
+        {
+            _cache[missing[k]] = fresh[k];
+            _cacheOrder.Enqueue(missing[k]);
+            while (_cacheOrder.Count > _cacheFaces) _cache.Remove(_cacheOrder.Dequeue());
+        }
+        for (int k = 0; k < indices.Length; k++) decoded[k] = _cache.TryGetValue(indices[k], out var d) ? d : Decode(indices[k]);
+        var pixels = new byte[indices.Length * 3 * plane];
+        var masks = new byte[indices.Length * plane];
+        var regions = new byte[indices.Length * plane];
+        for (int k = 0; k < indices.Length; k++)
+        {
+            Array.Copy(decoded[k].Pixels, 0, pixels, k * 3 * plane, 3 * plane);
+            Array.Copy(decoded[k].Mask, 0, masks, k * plane, plane);
+            Array.Copy(decoded[k].Region, 0, regions, k * plane, plane);
+        }
+        return (tensor(pixels, [indices.Length, 3, Resolution, Resolution]), tensor(masks, [indices.Length, 1, Resolution, Resolution]),
+            tensor(regions, [indices.Length, 1, Resolution, Resolution]));
     }
 
     /// <summary>Draws a batch for <paramref name="step"/>; deterministic in (seed, step).</summary>
@@ -131,11 +201,11 @@ public sealed class FaceSwapData : IDisposable
     private SwapBatch Gather(int[] targets, int[] sources, float[] same, bool[] flips)
     {
         using var scope = NewDisposeScope();
-        var ti = tensor(targets.Select(i => (long)i).ToArray());
         var si = tensor(sources.Select(i => (long)i).ToArray());
-        var target = _crops.index_select(0, ti).to_type(ScalarType.Float32).div(127.5).sub(1);
-        var mask = _masks.index_select(0, ti).to_type(ScalarType.Float32);
-        var region = _regions.index_select(0, ti).to_type(ScalarType.Float32);
+        var (targetCrops, targetMasks, targetRegions) = Faces(targets);
+        var target = targetCrops.to_type(ScalarType.Float32).div(127.5).sub(1);
+        var mask = targetMasks.to_type(ScalarType.Float32);
+        var region = targetRegions.to_type(ScalarType.Float32);
         if (flips.Any(f => f))
         {
             var flipMask = tensor(flips).view(-1, 1, 1, 1);
@@ -147,7 +217,7 @@ public sealed class FaceSwapData : IDisposable
         {
             Target = target.MoveToOuterDisposeScope(),
             Source = _embeddings.index_select(0, si).MoveToOuterDisposeScope(),
-            SourceImage = _crops.index_select(0, si).to_type(ScalarType.Float32).div(127.5).sub(1).MoveToOuterDisposeScope(),
+            SourceImage = Faces(sources).Crops.to_type(ScalarType.Float32).div(127.5).sub(1).MoveToOuterDisposeScope(),
             Same = tensor(same).MoveToOuterDisposeScope(),
             FaceMask = mask.MoveToOuterDisposeScope(),
             RegionMask = region.MoveToOuterDisposeScope(),
@@ -158,7 +228,7 @@ public sealed class FaceSwapData : IDisposable
 
     public void Dispose()
     {
-        _crops.Dispose(); _masks.Dispose(); _regions.Dispose(); _embeddings.Dispose();
+        _crops?.Dispose(); _masks?.Dispose(); _regions?.Dispose(); _embeddings.Dispose();
     }
 }
 

@@ -7,6 +7,24 @@ namespace FaceFusion.Compress.Tests.Training;
 public class DataAndMetricsTests
 {
     [Fact]
+    public void StreamedData_GivesTheSameBatches_AsDataHeldInMemory()
+    {
+        // A zero budget streams every face (decoded per batch through a small cache); the batches must not change.
+        using var inMemory = new FaceSwapData(TinyDataset.Path, "train", 32);
+        using var streamed = new FaceSwapData(TinyDataset.Path, "train", 32, memoryBudget: 0);
+        Assert.False(inMemory.Streaming);
+        Assert.True(streamed.Streaming);
+        for (long step = 0; step < 3; step++)
+        {
+            using var a = inMemory.Sample(6, 0.3, 7, step);
+            using var b = streamed.Sample(6, 0.3, 7, step);
+            Assert.Equal(a.TargetIndices, b.TargetIndices);
+            foreach (var (x, y) in new[] { (a.Target, b.Target), (a.SourceImage, b.SourceImage), (a.Source, b.Source), (a.FaceMask, b.FaceMask), (a.RegionMask, b.RegionMask) })
+                Assert.True(x.eq(y).all().item<bool>());
+        }
+    }
+
+    [Fact]
     public void Psnr_MatchesTheFormula()
     {
         using var scope = NewDisposeScope();
