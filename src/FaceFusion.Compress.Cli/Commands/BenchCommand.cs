@@ -50,7 +50,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         public string? Baseline { get; init; }
 
         [CommandOption("-o|--output <DIR>")]
-        [Description("Bench folder for bench.csv (appended), slices.csv, plots, bench.md. Default artifacts/bench.")]
+        [Description("Bench folder for bench.csv (appended), slices.csv, throughput.csv, plots, bench.md. Default artifacts/bench.")]
         public string? Output { get; init; }
 
         public override ValidationResult Validate() =>
@@ -84,6 +84,9 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         var slices = new Table().Title($"slices of {result.Row.Model}").AddColumns("slice", "count", "PSNR dB", "SSIM", "id cos");
         foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
         AnsiConsole.Write(slices);
+        var serving = new Table().Title($"one session, several caller threads ({result.Row.Threads} intra-op threads each)").AddColumns("callers", "requests", "images/s", "p50 ms");
+        foreach (var t in result.Throughput) serving.AddRow(t.Callers.ToString(), t.Requests.ToString(), $"{t.ImagesPerS:0.0}", $"{t.P50Ms:0.00}");
+        AnsiConsole.Write(serving);
         AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(dir, BenchReport.BenchMarkdown)}");
         if (result.Row.Precision == "int8")
         {

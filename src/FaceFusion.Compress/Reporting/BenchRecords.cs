@@ -43,6 +43,18 @@ public sealed partial class BenchRow
     [CsvColumn("cpu")] public string Cpu { get; set; } = "";
 }
 
+/// <summary>One row of `throughput.csv`: images/s when several caller threads share one ONNX Runtime session.</summary>
+[CsvRecord]
+public sealed partial class ThroughputRow
+{
+    [CsvColumn("model")] public string Model { get; set; } = "";
+    [CsvColumn("callers")] public int Callers { get; set; }
+    [CsvColumn("requests")] public int Requests { get; set; }
+    [CsvColumn("intra_op_threads")] public int IntraOpThreads { get; set; }
+    [CsvColumn("images_per_s")] public double ImagesPerS { get; set; }
+    [CsvColumn("p50_ms")] public double P50Ms { get; set; }
+}
+
 /// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>
 [CsvRecord]
 public sealed partial class SliceRow

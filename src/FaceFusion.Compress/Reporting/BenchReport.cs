@@ -7,6 +7,7 @@ namespace FaceFusion.Compress.Reporting;
 /// <summary>Writes bench.csv, slices.csv, the plots and bench.md into a bench folder.</summary>
 public static class BenchReport
 {
+    public const string ThroughputCsv = "throughput.csv";
     public const string BenchCsv = "bench.csv", SlicesCsv = "slices.csv", BenchMarkdown = "bench.md", QualityPlot = "quality_vs_latency.png";
 
     public static string LatencyPlot(string model) => $"latency_{model}.png";
@@ -17,6 +18,7 @@ public static class BenchReport
         Directory.CreateDirectory(dir);
         CsvAppend.Append(Path.Combine(dir, BenchCsv), [result.Row]);
         CsvAppend.Append(Path.Combine(dir, SlicesCsv), result.Slices);
+        if (result.Throughput.Count > 0) CsvAppend.Append(Path.Combine(dir, ThroughputCsv), result.Throughput);
         List<BenchRow> rows;
         using (var reader = CsvReader.FromFile(Path.Combine(dir, BenchCsv))) rows = reader.GetRecords<BenchRow>().ToList();
 

@@ -38,7 +38,11 @@ public sealed record BenchOptions
 }
 
 /// <summary>Everything one bench run measured.</summary>
-public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, IReadOnlyList<double> LatenciesMs);
+public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, IReadOnlyList<double> LatenciesMs)
+{
+    /// <summary>Images/s with 1, 2, 4 and 8 caller threads sharing the session.</summary>
+    public IReadOnlyList<ThroughputRow> Throughput { get; init; } = [];
+}
 
 /// <summary>
 /// Validates a deployable swapper in ONNX Runtime: load time, latency percentiles, throughput, achieved vs peak
@@ -128,6 +132,8 @@ public static class SwapBench
         const int batchRuns = 5;
         for (int i = 0; i < batchRuns; i++) swapper.Run(target8, source8, 8);
         double batch8Fps = 8.0 * batchRuns / w8.Elapsed.TotalSeconds;
+        status?.Report("throughput vs caller threads");
+        var throughput = Throughput(swapper, Path.GetFileNameWithoutExtension(o.ModelPath), target1, source1, o.Ort.EffectiveThreads);
         status?.Report("machine peak");
         double peak = MeasurePeakGmacs(o.Ort);
         double p50 = Percentile(latencies, 50);
@@ -192,7 +198,36 @@ public static class SwapBench
             Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
             TorchP50Ms = torchP50,
         };
-        return new BenchResult(row, slices, latencies);
+        return new BenchResult(row, slices, latencies) { Throughput = throughput };
+    }
+
+    /// <summary>
+    /// One session, 1/2/4/8 caller threads, 12 batch-1 requests each: the serving throughput (ONNX Runtime sessions are
+    /// thread-safe; each request still uses the session's intra-op threads).
+    /// </summary>
+    public static List<ThroughputRow> Throughput(OrtSwapper swapper, string model, float[] target, float[] source, int intraOpThreads, int requests = 12)
+    {
+        var rows = new List<ThroughputRow>();
+        foreach (int callers in new[] { 1, 2, 4, 8 })
+        {
+            var times = new System.Collections.Concurrent.ConcurrentBag<double>();
+            var watch = Stopwatch.StartNew();
+            Parallel.For(0, callers, new ParallelOptions { MaxDegreeOfParallelism = callers }, _ =>
+            {
+                for (int i = 0; i < requests; i++)
+                {
+                    var w = Stopwatch.StartNew();
+                    swapper.Run(target, source, 1);
+                    times.Add(w.Elapsed.TotalMilliseconds);
+                }
+            });
+            rows.Add(new ThroughputRow
+            {
+                Model = model, Callers = callers, Requests = callers * requests, IntraOpThreads = intraOpThreads,
+                ImagesPerS = callers * requests / watch.Elapsed.TotalSeconds, P50Ms = Percentile(times.ToList(), 50),
+            });
+        }
+        return rows;
     }
 
     private static SliceRow Slice(string name, Quality? q) => new()

@@ -69,6 +69,13 @@ public class BenchTests
         Assert.True(File.Exists(Path.Combine(outDir, BenchReport.QualityPlot)));
         Assert.True(File.Exists(Path.Combine(outDir, BenchReport.LatencyPlot("student"))));
         Assert.Contains("student-fp16", File.ReadAllText(Path.Combine(outDir, BenchReport.BenchMarkdown)));
+
+        var throughput = File.ReadAllLines(Path.Combine(outDir, BenchReport.ThroughputCsv));
+        Assert.Equal("model,callers,requests,intra_op_threads,images_per_s,p50_ms", throughput[0]);
+        Assert.Equal([1, 2, 4, 8], result.Throughput.Select(t => t.Callers));
+        Assert.All(result.Throughput, t => Assert.True(t.ImagesPerS > 0 && t.Requests == 12 * t.Callers));
+        Assert.Equal(9, throughput.Length); // two models × four caller counts
+        Assert.False(string.IsNullOrEmpty(row.Cpu));
     }
 
     [Fact]
