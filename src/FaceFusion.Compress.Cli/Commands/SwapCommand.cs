@@ -52,6 +52,14 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [Description("Instead of --model: two or more comma-separated ONNX swappers; writes target | A | B side by side with each one's latency and identity cosine.")]
         public string? Compare { get; init; }
 
+        [CommandOption("--embedder <ONNX>")]
+        [Description("Identity embedder for the source face: the recogniser the swapper was trained with (default: the bundled fr_feature.onnx).")]
+        public string? Embedder { get; init; }
+
+        [CommandOption("--embedder-normalization <N>")]
+        [Description("ffc ((x − 127)/128, default) or insightface ((x − 127.5)/127.5, as FaceFusion feeds ArcFace).")]
+        public string EmbedderNormalization { get; init; } = "ffc";
+
         [CommandOption("--no-color")]
         [Description("Skip the L*a*b* colour correction of the swapped crop.")]
         public bool NoColor { get; init; }
@@ -75,6 +83,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
             : Face is not ("largest" or "all" or "reference") ? ValidationResult.Error($"--face '{Face}': use largest, all or reference")
             : Face == "reference" && ReferenceFace is null ? ValidationResult.Error("--face reference needs --reference-face IMAGE")
             : Blend is not ("feather" or "poisson") ? ValidationResult.Error($"--blend '{Blend}': use feather or poisson")
+            : EmbedderNormalization is not ("ffc" or "insightface") ? ValidationResult.Error($"--embedder-normalization '{EmbedderNormalization}': use ffc or insightface")
             : ValidationResult.Success();
     }
 
@@ -87,11 +96,13 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
             Selection = settings.Face switch { "all" => FaceSelection.All, "reference" => FaceSelection.Reference, _ => FaceSelection.Largest },
             ReferenceThreshold = settings.ReferenceThreshold,
             Blend = settings.Blend == "poisson" ? BlendMode.Poisson : BlendMode.Feather,
+            EmbedderPath = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization,
         };
         var assets = AssetPaths.Locate();
         var sourceImage = RgbImage.Load(settings.Source!);
         if (settings.Compare is not null) return Compare(settings, assets, sourceImage, options);
         using var pipeline = new FaceSwapPipeline(assets, settings.Model!, options);
+        if (pipeline.EmbedderMismatch is { } warning) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         var source = pipeline.EmbedSource(sourceImage, settings.Source!);
         if (settings.ReferenceFace is not null) pipeline.SetReference(RgbImage.Load(settings.ReferenceFace), settings.ReferenceFace);
         return SwapWith(pipeline, settings, source);

@@ -14,13 +14,25 @@ public sealed class IdentityEmbedder : IDisposable
 {
     public const int CropSize = 112;
     public const float Mean = 127f, Std = 128f;
+
+    /// <summary>The pixel normalisation an embedder expects: (x − mean)/std on the 0–255 scale.</summary>
+    public static (float Mean, float Std) Normalization(string name) => name switch
+    {
+        "ffc" => (127f, 128f),                // the bundled fr_feature.onnx
+        "insightface" => (127.5f, 127.5f),    // insightface ArcFace models, as FaceFusion feeds them
+        _ => throw new ArgumentException($"embedder normalisation '{name}': use ffc ((x − 127)/128) or insightface ((x − 127.5)/127.5)"),
+    };
+
+    private readonly float _mean = Mean, _std = Std;
     private readonly InferenceSession _session;
     private readonly string _inputName;
 
     public string ModelPath { get; }
 
-    public IdentityEmbedder(string modelPath, OrtSettings? settings = null)
+    /// <param name="normalization">ffc (default, the bundled embedder) or insightface; see <see cref="Normalization"/>.</param>
+    public IdentityEmbedder(string modelPath, OrtSettings? settings = null, string normalization = "ffc")
     {
+        (_mean, _std) = Normalization(normalization);
         ModelPath = modelPath;
         _session = OrtSessions.Open(modelPath, settings);
         _inputName = _session.InputMetadata.Keys.First();
@@ -43,7 +55,7 @@ public sealed class IdentityEmbedder : IDisposable
         int plane = CropSize * CropSize;
         for (int i = 0; i < plane; i++)
             for (int c = 0; c < 3; c++)
-                span[c * plane + i] = (crop.Pixels[i * 3 + c] - Mean) / Std;
+                span[c * plane + i] = (crop.Pixels[i * 3 + c] - _mean) / _std;
         using var results = _session.Run([NamedOnnxValue.CreateFromTensor(_inputName, input)]);
         return Normalize(results.First().AsTensor<float>().ToArray());
     }

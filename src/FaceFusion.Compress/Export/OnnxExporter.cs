@@ -134,6 +134,9 @@ public sealed class OnnxExporter
             ["macs"] = ModelSummary.Of(_graph, resolution).Macs.ToString(),
             ["toolkit_version"] = typeof(OnnxExporter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
         };
+        // Checkpoints from before the compatibility note: a swapper on the bundled embedder is shape-compatible only.
+        if (meta.GetValueOrDefault("embedder") == "fr_feature.onnx" && !meta.ContainsKey("facefusion_compatibility"))
+            meta["facefusion_compatibility"] = FaceFusion.Compress.Models.Architectures.SwapperIO.DefaultCompatibility;
         foreach (var (k, v) in _options.Metadata) meta[k] = v;
         foreach (var (k, v) in meta.OrderBy(kv => kv.Key, StringComparer.Ordinal)) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
         return model;

@@ -63,6 +63,10 @@ public sealed record SwapOptions
     /// <summary>Faces whose identity cosine to the reference is at least this are swapped.</summary>
     public double ReferenceThreshold { get; init; } = 0.35;
     public BlendMode Blend { get; init; } = BlendMode.Feather;
+    /// <summary>The identity embedder for source faces (default: the bundled fr_feature.onnx); use the one the swapper was trained with.</summary>
+    public string? EmbedderPath { get; init; }
+    /// <summary>Its pixel normalisation: ffc or insightface.</summary>
+    public string EmbedderNormalization { get; init; } = "ffc";
     /// <summary>Match the swapped crop's colours to the target crop (mean/std in L*a*b*).</summary>
     public bool ColorCorrection { get; init; } = true;
     /// <summary>Feather width of the box mask as a fraction of the crop size.</summary>
@@ -92,10 +96,25 @@ public sealed class FaceSwapPipeline : IDisposable
         _swapper = new OrtSwapper(swapperPath, _options.Ort);
         _detector = new FaceDetector(assets.Detector, _options.Ort);
         _landmarks = new LandmarkDetector(assets.Landmarks, _options.Ort);
-        _embedder = new IdentityEmbedder(assets.IdentityEmbedder, _options.Ort);
+        _embedder = new IdentityEmbedder(_options.EmbedderPath ?? assets.IdentityEmbedder, _options.Ort, _options.EmbedderNormalization);
     }
 
     public OrtSwapper Swapper => _swapper;
+
+    /// <summary>
+    /// A warning when the swapper was trained on another embedder than the one this pipeline embeds sources with
+    /// (from the model's `embedder` metadata), else null.
+    /// </summary>
+    public string? EmbedderMismatch
+    {
+        get
+        {
+            if (!_swapper.Metadata.TryGetValue("embedder", out var trained)) return null;
+            var used = Path.GetFileName(_embedder.ModelPath);
+            return trained.StartsWith(used, StringComparison.Ordinal) ? null
+                : $"{_swapper.Path} was trained on embeddings of {trained}, but sources are embedded with {used}: identities will not transfer (give --embedder)";
+        }
+    }
 
     /// <summary>Sets the reference face for <see cref="FaceSelection.Reference"/>: the embedding of the largest face of <paramref name="image"/>.</summary>
     public void SetReference(RgbImage image, string name) => _options = _options with { ReferenceEmbedding = EmbedSource(image, name) };

@@ -54,6 +54,12 @@ public sealed class FaceSwapData : IDisposable
     public int Resolution { get; }
     public int Count => Records.Count;
     public int IdentityCount => _byIdentity.Length;
+    /// <summary>
+    /// When set, batch source embeddings are computed from the source crops ([n,3,R,R] in [−1,1], no gradients) instead
+    /// of taken from the dataset's precomputed fr_feature embeddings: training on another recogniser's embeddings.
+    /// </summary>
+    public Func<Tensor, Tensor>? SourceEmbedder { get; set; }
+
     /// <summary>True when faces are decoded on demand because the split exceeds the memory budget.</summary>
     public bool Streaming => _crops is null;
 
@@ -213,11 +219,15 @@ public sealed class FaceSwapData : IDisposable
             mask = where(flipMask, mask.flip(3), mask);
             region = where(flipMask, region.flip(3), region);
         }
+        var sourceImage = Faces(sources).Crops.to_type(ScalarType.Float32).div(127.5).sub(1);
+        Tensor source;
+        if (SourceEmbedder is { } embed) using (no_grad()) source = embed(sourceImage);
+        else source = _embeddings.index_select(0, si);
         var batch = new SwapBatch
         {
             Target = target.MoveToOuterDisposeScope(),
-            Source = _embeddings.index_select(0, si).MoveToOuterDisposeScope(),
-            SourceImage = Faces(sources).Crops.to_type(ScalarType.Float32).div(127.5).sub(1).MoveToOuterDisposeScope(),
+            Source = source.MoveToOuterDisposeScope(),
+            SourceImage = sourceImage.MoveToOuterDisposeScope(),
             Same = tensor(same).MoveToOuterDisposeScope(),
             FaceMask = mask.MoveToOuterDisposeScope(),
             RegionMask = region.MoveToOuterDisposeScope(),

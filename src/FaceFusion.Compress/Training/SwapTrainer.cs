@@ -104,7 +104,9 @@ public sealed class SwapTrainer
         {
             step = LoadCheckpoint(latest, generator, discriminator, optG, optD);
         }
-        using var identity = new IdentityNetwork(_assets.IdentityEmbedder);
+        using var identity = c.IdentityEmbedder is { } embedderPath
+            ? new IdentityNetwork(Resolve(embedderPath), c.IdentityEmbedderNormalization)
+            : new IdentityNetwork(_assets.IdentityEmbedder);
         using var perceptual = c.VggWeights is { } vgg
             ? PerceptualNetwork.Vgg(c.VggKind, Resolve(vgg))
             : PerceptualNetwork.ResNet18(_assets.ResNet18, _assets.ResNetPreprocess);
@@ -133,6 +135,7 @@ public sealed class SwapTrainer
                 {
                     data?.Dispose();
                     data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit);
+                    if (c.IdentityEmbedder is not null) data.SourceEmbedder = images => identity.call(images);
                 }
                 if (quantization is not null) quantization.Observing = !quantization.LearnableScales && step < c.Qat!.FreezeObserversAfter;
                 var losses = TrainStep(generator, discriminator, optG, optD, identity, perceptual, data, taps, step, out var sampleColumns, out var skipped);
@@ -369,7 +372,8 @@ public sealed class SwapTrainer
     private GraphModule BuildGenerator(bool resuming)
     {
         var c = _config;
-        var model = new GraphModule(Directory.Exists(Resolve(c.Model)) ? Checkpoint.LoadGraph(Resolve(c.Model)) : SwapperArchitectures.Build(c.Model, c.Resolution));
+        var graph = Directory.Exists(Resolve(c.Model)) ? Checkpoint.LoadGraph(Resolve(c.Model)) : SwapperArchitectures.Build(c.Model, c.Resolution);
+        var model = new GraphModule(graph with { Metadata = EmbedderMetadata(graph.Metadata) });
         try
         {
             if (Directory.Exists(Resolve(c.Model))) Checkpoint.LoadWeights(model, Path.Combine(Resolve(c.Model), Checkpoint.WeightsFile));
@@ -397,6 +401,22 @@ public sealed class SwapTrainer
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Records which identity embedder the model is trained for, and what that means for FaceFusion.</summary>
+    private Dictionary<string, string> EmbedderMetadata(IReadOnlyDictionary<string, string> existing)
+    {
+        var meta = existing.ToDictionary(kv => kv.Key, kv => kv.Value);
+        if (_config.IdentityEmbedder is { } path)
+        {
+            var full = Resolve(path);
+            var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(full))).ToLowerInvariant()[..16];
+            meta["embedder"] = $"{Path.GetFileName(full)} (sha256 {sha}, {_config.IdentityEmbedderNormalization} normalisation, arcface_112_v2)";
+            meta["facefusion_compatibility"] = $"drop-in when FaceFusion feeds it embeddings of {Path.GetFileName(full)} (the recogniser it was trained with)";
+        }
+        else if (!meta.ContainsKey("facefusion_compatibility"))
+            meta["facefusion_compatibility"] = SwapperIO.DefaultCompatibility;
+        return meta;
     }
 
     private static void WriteAtomic(string path, string text)
@@ -440,6 +460,7 @@ public sealed class SwapTrainer
     {
         var c = _config;
         using var data = new FaceSwapData(Resolve(c.Data), c.EvalSplit, c.Resolution);
+        if (c.IdentityEmbedder is not null) data.SourceEmbedder = images => identity.call(images);
         var (targets, sources) = EvaluationPairs(data, c.EvalPairs, c.Seed);
         torch.manual_seed(c.Seed + 1);
         using var untrained = new GraphModule(generator.Graph);

@@ -121,6 +121,14 @@ public sealed class TrainConfig
     public int KeepCheckpoints { get; set; } = 2;
     /// <summary>CPU threads for TorchSharp; 0 = all cores.</summary>
     public int Threads { get; set; }
+    /// <summary>
+    /// The identity embedder (an ArcFace-style ONNX recogniser, 112 px on arcface_112_v2, 512 outputs) whose embeddings
+    /// the swapper is trained on — source embeddings and the identity loss. Null: the bundled fr_feature.onnx with the
+    /// dataset's precomputed embeddings. Give FaceFusion's own recogniser to make a drop-in FaceFusion swapper.
+    /// </summary>
+    public string? IdentityEmbedder { get; set; }
+    /// <summary>Pixel normalisation of <see cref="IdentityEmbedder"/>: ffc ((x − 127)/128) or insightface ((x − 127.5)/127.5).</summary>
+    public string IdentityEmbedderNormalization { get; set; } = "ffc";
     /// <summary>A teacher (checkpoint folder or ONNX swapper): set for distillation (`ffc distill`).</summary>
     public string? Teacher { get; set; }
     public DistillConfig Distill { get; set; } = new();
@@ -182,6 +190,7 @@ public sealed class TrainConfig
         Require(CheckpointEvery >= 1 && SampleEvery >= 1, "checkpoint_every and sample_every must be at least 1");
         Require(Optimizer.Lr > 0 && Optimizer.DiscriminatorLr > 0, "optimizer learning rates must be positive");
         Require(KeepCheckpoints >= 1, "keep_checkpoints must be at least 1");
+        Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");
         if (Qat is { } q)
         {
             Require(q.Calibration >= 1, "qat.calibration must be at least 1");

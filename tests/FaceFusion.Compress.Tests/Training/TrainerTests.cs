@@ -106,3 +106,48 @@ public class TrainerTests
 
     private static string FindRecipes() => Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes");
 }
+
+public class EmbedderSettingTests
+{
+    [Fact]
+    public void ACustomIdentityEmbedder_DrivesSourcesAndLoss_AndIsRecordedForFaceFusion()
+    {
+        var root = TestAssets.TempDir();
+        // A user-supplied recogniser (here a renamed copy of the bundled one, fed insightface-style pixels).
+        var recogniser = Path.Combine(root, "my_arcface.onnx");
+        File.Copy(TestAssets.Assets.IdentityEmbedder, recogniser);
+        var config = new TrainConfig
+        {
+            Model = "student", Resolution = 32, Data = TinyDataset.Path, Output = Path.Combine(root, "run"), Seed = 3, BatchSize = 2,
+            Phases = [new TrainPhase { Resolution = 32, Steps = 2 }], CheckpointEvery = 2, SampleEvery = 2, EvalPairs = 2, EvalSplit = "train",
+            IdentityEmbedder = recogniser, IdentityEmbedderNormalization = "insightface",
+        };
+        var trainer = new SwapTrainer(config, TestAssets.Assets, root);
+        Assert.Equal(2, trainer.Train(resume: false));
+        var graph = Checkpoint.LoadGraph(trainer.ModelDir);
+        Assert.StartsWith("my_arcface.onnx (sha256 ", graph.Metadata["embedder"]);
+        Assert.Contains("insightface", graph.Metadata["embedder"]);
+        Assert.StartsWith("drop-in", graph.Metadata["facefusion_compatibility"]);
+
+        var onnx = Path.Combine(root, "model.onnx");
+        using (var model = Checkpoint.Load(trainer.ModelDir)) FaceFusion.Compress.Export.OnnxExporter.ExportToFile(model, onnx);
+        using (var wrongEmbedder = new FaceFusion.Compress.Runtime.FaceSwapPipeline(TestAssets.Assets, onnx))
+            Assert.Contains("my_arcface.onnx", wrongEmbedder.EmbedderMismatch);
+        using (var rightEmbedder = new FaceFusion.Compress.Runtime.FaceSwapPipeline(TestAssets.Assets, onnx,
+            new FaceFusion.Compress.Runtime.SwapOptions { EmbedderPath = recogniser, EmbedderNormalization = "insightface" }))
+            Assert.Null(rightEmbedder.EmbedderMismatch);
+
+        // Batches take their source embeddings from the configured embedder, not the dataset's precomputed ones.
+        using var data = new FaceSwapData(TinyDataset.Path, "train", 32) { SourceEmbedder = images => TorchSharp.torch.zeros(images.shape[0], 512) };
+        using var batch = data.Sample(3, 0.5, 1, 0);
+        Assert.Equal(0f, batch.Source.abs().sum().item<float>());
+    }
+
+    [Fact]
+    public void TheDefaultEmbedder_IsDeclaredShapeCompatibleOnly()
+    {
+        var graph = FaceFusion.Compress.Models.Architectures.SwapperArchitectures.Student(32);
+        Assert.Equal("fr_feature.onnx", graph.Metadata["embedder"]);
+        Assert.StartsWith("shape-compatible only", graph.Metadata["facefusion_compatibility"]);
+    }
+}

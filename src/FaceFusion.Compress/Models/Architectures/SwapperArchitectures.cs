@@ -15,7 +15,12 @@ public static class SwapperIO
         g.Meta("io", "target [N,3,R,R] RGB in [-1,1] (mean 0.5, std 0.5) on the arcface_128 template; source [N,512] L2-normalised identity embedding; output [N,3,R,R] tanh; mask [N,1,R,R] sigmoid");
         g.Meta("template", "arcface_128");
         g.Meta("embedder", "fr_feature.onnx");
+        g.Meta("facefusion_compatibility", DefaultCompatibility);
     }
+
+    /// <summary>What a swapper trained on the bundled embedder is to FaceFusion.</summary>
+    public const string DefaultCompatibility =
+        "shape-compatible only: trained on the bundled fr_feature embeddings, which FaceFusion's recognisers do not produce; train with identity_embedder set to FaceFusion's recogniser for a drop-in swapper";
 
     public static void CheckResolution(int resolution)
     {

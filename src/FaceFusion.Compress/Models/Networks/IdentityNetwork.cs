@@ -21,8 +21,13 @@ public sealed class IdentityNetwork : nn.Module<Tensor, Tensor>
     public string ModelPath { get; }
 
     /// <summary>Imports the embedder from ONNX. Dispose the network to free its weights.</summary>
-    public IdentityNetwork(string onnxPath) : base("identity")
+    private readonly float _mean = IdentityEmbedder.Mean, _std = IdentityEmbedder.Std;
+
+    /// <param name="onnxPath">An ArcFace-style recogniser: 112×112 RGB on arcface_112_v2 → 512 numbers.</param>
+    /// <param name="normalization">ffc ((x − 127)/128, the bundled fr_feature) or insightface ((x − 127.5)/127.5).</param>
+    public IdentityNetwork(string onnxPath, string normalization = "ffc") : base("identity")
     {
+        (_mean, _std) = IdentityEmbedder.Normalization(normalization);
         ModelPath = onnxPath;
         var imported = OnnxImporter.Import(onnxPath, "identity_embedder");
         embedder = imported.BuildModule();
@@ -52,9 +57,9 @@ public sealed class IdentityNetwork : nn.Module<Tensor, Tensor>
         int r = (int)swapperCrops.shape[3];
         var cropToEmbedder = FaceTemplates.CropToCrop(FaceTemplates.Arcface128, r, FaceTemplates.Arcface112V2, IdentityEmbedder.CropSize);
         var warped = AffineWarp.Apply(swapperCrops, cropToEmbedder.Inverse(), IdentityEmbedder.CropSize, IdentityEmbedder.CropSize);
-        // [−1,1] → 0–255 → (x − 127)/128. Outside the source crop grid_sample gives 0 ([−1,1] mid-grey); the
+        // [−1,1] → 0–255 → (x − mean)/std. Outside the source crop grid_sample gives 0 ([−1,1] mid-grey); the
         // embedder template lies inside the swapper crop, so this only touches the corners.
-        var normalised = warped.add(1).mul(127.5).sub(IdentityEmbedder.Mean).div(IdentityEmbedder.Std);
+        var normalised = warped.add(1).mul(127.5).sub(_mean).div(_std);
         return EmbedNormalised(normalised).MoveToOuterDisposeScope();
     }
 }
