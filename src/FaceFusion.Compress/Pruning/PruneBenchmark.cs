@@ -1,0 +1,69 @@
+using System.Globalization;
+using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Models.Networks;
+using FaceFusion.Compress.Training;
+
+namespace FaceFusion.Compress.Pruning;
+
+/// <summary>One criterion's result in the pruning benchmark.</summary>
+public sealed record PruneBenchmarkRow(string Criterion, long Params, long Macs, double P50Ms, double TestPsnrDb, double PsnrDropDb,
+    double ParamReduction, double MacReduction, double LatencyReduction, string Outcome)
+{
+    /// <summary>Latency reduction per unit of MAC reduction (the issue asks ≥ 0.7).</summary>
+    public double LatencyPerMac => MacReduction > 0 ? LatencyReduction / MacReduction : double.NaN;
+}
+
+/// <summary>
+/// `ffc benchmark prune`: prunes the same model to the same target with several channel-importance criteria (Taylor,
+/// L1, uniform random, …), fine-tuning each the same way, and measures params, MACs, ONNX Runtime p50 and `test`
+/// PSNR against the unpruned model, so users see what the criterion buys. Rollback is off (the budget is only
+/// reported), so every criterion reaches the same MACs.
+/// </summary>
+public static class PruneBenchmark
+{
+    public static readonly string[] Columns =
+        ["criterion", "params", "macs", "p50_ms", "test_psnr_db", "psnr_drop_db", "param_reduction", "mac_reduction", "latency_reduction", "latency_per_mac", "outcome"];
+
+    public static List<PruneBenchmarkRow> Run(GraphModule model, PruneOptions options, IReadOnlyList<ImportanceCriterion> criteria, IdentityNetwork identity,
+        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test)
+    {
+        int resolution = model.Graph.Resolution;
+        using var test = new FaceSwapData(options.DataDir, split, resolution);
+        var (targets, _) = SwapTrainer.EvaluationPairs(test, options.EvalPairs, options.Seed);
+        model.eval();
+        var baseline = ModelSummary.Of(model.Graph, resolution);
+        double baselinePsnr = IterativePruner.ValPsnr(model, test, targets);
+        double baselineP50 = IterativePruner.LatencyMs(model);
+        var rows = new List<PruneBenchmarkRow> { new("unpruned", baseline.Params, baseline.Macs, baselineP50, baselinePsnr, 0, 0, 0, 0, "baseline") };
+        progress?.Report(string.Create(CultureInfo.InvariantCulture, $"unpruned: {baseline.Params} params, {baseline.Macs} MACs, p50 {baselineP50:0.00} ms, test PSNR {baselinePsnr:0.00} dB"));
+        foreach (var criterion in criteria)
+        {
+            var pruner = new IterativePruner(options with { Criterion = criterion, MaxPsnrDropDb = double.PositiveInfinity }, identity);
+            var (pruned, _, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{criterion}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
+            using (pruned)
+            {
+                pruned.eval();
+                var summary = ModelSummary.Of(pruned.Graph, resolution);
+                double psnr = IterativePruner.ValPsnr(pruned, test, targets);
+                double p50 = IterativePruner.LatencyMs(pruned);
+                rows.Add(new PruneBenchmarkRow(criterion.ToString().ToLowerInvariant(), summary.Params, summary.Macs, p50, psnr, baselinePsnr - psnr,
+                    1 - (double)summary.Params / baseline.Params, 1 - (double)summary.Macs / baseline.Macs, 1 - p50 / baselineP50, outcome));
+                keep?.Invoke(criterion, pruned);
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Writes `prune_benchmark.csv` (<see cref="Columns"/>); returns its path.</summary>
+    public static string Write(string dir, IReadOnlyList<PruneBenchmarkRow> rows)
+    {
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "prune_benchmark.csv");
+        string F(double v) => double.IsFinite(v) ? v.ToString("0.####", CultureInfo.InvariantCulture) : "";
+        File.WriteAllLines(path + ".partial", rows.Select(r => string.Join(',', r.Criterion, r.Params, r.Macs, F(r.P50Ms), F(r.TestPsnrDb), F(r.PsnrDropDb),
+            F(r.ParamReduction), F(r.MacReduction), F(r.LatencyReduction), F(r.LatencyPerMac), r.Outcome.Replace(',', ';'))).Prepend(string.Join(',', Columns)));
+        File.Move(path + ".partial", path, overwrite: true);
+        return path;
+    }
+}
