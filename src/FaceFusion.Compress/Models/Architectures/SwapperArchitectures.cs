@@ -48,6 +48,8 @@ public sealed record StudentOptions
     public int BottleneckBlocks { get; init; } = 2;
     /// <summary>relu6 (default: fuses into INT8 convs in ONNX Runtime) or hardswish (MobileNetV3's; stays float in INT8).</summary>
     public string Activation { get; init; } = Activations.Relu6;
+    /// <summary>Attention fusion on the coarsest decoder level and on any other with at most this many positions (its cost grows with the square of the positions).</summary>
+    public int MaxAttentionPositions { get; init; } = 16 * 16;
 }
 
 /// <summary>Builds the built-in swapper architectures as graphs.</summary>
@@ -168,7 +170,7 @@ public static class SwapperArchitectures
             int size = resolution >> level;
             var up = g.Upsample($"dec{level}_up", x);
             var skip = skips[level];
-            if (size * size <= SwapperIO.MaxAttentionPositions)
+            if (level == 3 || size * size <= o.MaxAttentionPositions) // the coarsest level always fuses
                 skip = g.AttentionFusion($"dec{level}_attn", up, skip, Math.Max(1, w[level] / 8));
             x = g.Concat($"dec{level}_cat", up, skip);
             x = g.SeparableConv($"dec{level}", x, w[level], act);
