@@ -28,6 +28,10 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [Description("Comma-separated conv nodes that stay float in addition to the default policy.")]
         public string? KeepFloat { get; init; }
 
+        [CommandOption("--full-range-weights")]
+        [Description("8-bit weights [−127, 127] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
+        public bool FullRangeWeights { get; init; }
+
         [CommandOption("--island-weights <W>")]
         [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
         public string? IslandWeights { get; init; }
@@ -67,6 +71,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var data = settings.Dataset ?? Workspace.BundledDataset;
         var config = PostTrainingQuantizer.Config(settings.Calibration, method, policy, settings.SensitivityKeep, settings.SensitivityThresholdDb);
         if (settings.IslandWeights is not null) config.IslandWeights = settings.IslandWeights;
+        config.FullRangeWeights = settings.FullRangeWeights;
         var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new Progress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
         using var folded = prepared.Model;
         using var simulator = prepared.Simulator;

@@ -52,6 +52,10 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         [Description("LSQ-style learnable activation scales (observers off).")]
         public bool LearnableScales { get; init; }
 
+        [CommandOption("--full-range-weights")]
+        [Description("8-bit weights [−127, 127] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
+        public bool FullRangeWeights { get; init; }
+
         [CommandOption("--island-weights <W>")]
         [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
         public string? IslandWeights { get; init; }
@@ -120,6 +124,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         if (settings.LearnableScales) q.LearnableScales = true;
         if (settings.Int8Skips) q.Int8Skips = true;
         if (settings.IslandWeights is not null) q.IslandWeights = settings.IslandWeights;
+        if (settings.FullRangeWeights) q.FullRangeWeights = true;
         if (settings.KeepFloat is not null) q.KeepFloat.AddRange(settings.KeepFloat.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (settings.SensitivityKeep is { } keep) q.SensitivityKeep = keep;
         if (settings.SensitivityThresholdDb is { } threshold) q.SensitivityThresholdDb = threshold;

@@ -313,7 +313,7 @@ public sealed class OnnxExporter
     }
 
     /// <summary>
-    /// INT8 weights symmetric per output channel ([−127, 127], zero point 0) and INT32 bias with scale
+    /// INT8 weights symmetric per output channel ([−127, 127], or [−63, 63] with the policy's reduced range; zero point 0) and INT32 bias with scale
     /// input_scale·weight_scale, each behind a DequantizeLinear on axis 0, the QDQ form ONNX Runtime fuses into QLinearConv.
     /// </summary>
     private (string Weight, string Bias) QuantizedWeights(GraphNode node, Tensor w, Tensor b)
@@ -321,24 +321,9 @@ public sealed class OnnxExporter
         if (!_options.ActivationParams!.TryGetValue(node.Inputs[0], out var input))
             throw new ExportException($"{_graph.Name}: node '{node.Name}' is quantized but its input '{node.Inputs[0]}' has no calibrated range");
         long channels = w.shape[0];
-        var scales = w.abs().reshape(channels, -1).max(1).values.div(127.0).clamp_min(1e-8);
-        var shape = new long[w.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = channels;
-        var qw = w.div(scales.reshape(shape)).round().clamp(-127, 127).to_type(ScalarType.Int8);
+        var (weight, scales) = Int8Weight($"{node.Name}.weight", w, Fresh($"{node.Name}_wdq"), _options.Policy!.WeightLevels);
         var biasScales = scales.mul(input.Scale);
         var qb = b.div(biasScales).round().clamp(int.MinValue / 2, int.MaxValue / 2).to_type(ScalarType.Int32);
-
-        var wq = new TensorProto { Name = $"{node.Name}.weight_q", DataType = (int)DataType.Int8 };
-        wq.Dims.AddRange(qw.shape);
-        wq.RawData = ByteString.CopyFrom(qw.contiguous().bytes.ToArray());
-        _onnx.Initializer.Add(wq);
-        var wScale = Initializer($"{node.Name}.weight_scale", scales, DataType.Float);
-        var wZero = new TensorProto { Name = $"{node.Name}.weight_zero", DataType = (int)DataType.Int8 };
-        wZero.Dims.Add(channels);
-        wZero.RawData = ByteString.CopyFrom(new byte[channels]);
-        _onnx.Initializer.Add(wZero);
-        var weight = Emit("DequantizeLinear", [wq.Name, wScale, wZero.Name], Fresh($"{node.Name}_wdq"), Int("axis", 0));
 
         var bq = new TensorProto { Name = $"{node.Name}.bias_q", DataType = (int)DataType.Int32 };
         bq.Dims.Add(channels);
@@ -443,23 +428,31 @@ public sealed class OnnxExporter
             case FaceFusion.Compress.Quantization.FloatIslandWeights.Fp16: return HalfWeight(name, value);
             case FaceFusion.Compress.Quantization.FloatIslandWeights.Fp32: return Initializer(name, value, type);
         }
+        return Typed(Int8Weight(name, value, name).Output, DataType.Float);
+    }
+
+    /// <summary>
+    /// A weight as INT8, symmetric per output channel (axis 0, zero point 0, scale = max|w|/levels as
+    /// <see cref="FaceFusion.Compress.Quantization.FakeQuant.PerChannelSymmetric"/> computes it), behind a
+    /// DequantizeLinear whose output is <paramref name="output"/>. Returns that output and the scales.
+    /// </summary>
+    private (string Output, Tensor Scales) Int8Weight(string name, Tensor value, string output, int levels = 127)
+    {
         long channels = value.shape[0];
-        var scales = value.abs().reshape(channels, -1).max(1).values.div(127.0).clamp_min(1e-8);
+        var scales = value.abs().reshape(channels, -1).max(1).values.div((double)levels).clamp_min(1e-8);
         var shape = Enumerable.Repeat(1L, (int)value.dim()).ToArray();
         shape[0] = channels;
-        var q = value.div(scales.reshape(shape)).round().clamp(-127, 127).to_type(ScalarType.Int8);
+        var q = value.div(scales.reshape(shape)).round().clamp(-levels, levels).to_type(ScalarType.Int8);
         var wq = new TensorProto { Name = $"{name}_q", DataType = (int)DataType.Int8 };
         wq.Dims.AddRange(value.shape);
-        var bytes = new byte[q.NumberOfElements];
-        q.contiguous().bytes.CopyTo(bytes);
-        wq.RawData = ByteString.CopyFrom(bytes);
+        wq.RawData = ByteString.CopyFrom(q.contiguous().bytes.ToArray());
         _onnx.Initializer.Add(wq);
         var scale = Initializer($"{name}_scale", scales, DataType.Float);
         var zero = new TensorProto { Name = $"{name}_zero", DataType = (int)DataType.Int8 };
         zero.Dims.Add(channels);
         zero.RawData = ByteString.CopyFrom(new byte[channels]);
         _onnx.Initializer.Add(zero);
-        return Typed(Emit("DequantizeLinear", [wq.Name, scale, zero.Name], name, Int("axis", 0)), DataType.Float);
+        return (Emit("DequantizeLinear", [wq.Name, scale, zero.Name], output, Int("axis", 0)), scales);
     }
 
     private string Constant(string name, float[] values, long[] dims, DataType type = DataType.Float) =>

@@ -39,6 +39,17 @@ public sealed record QuantPolicy
     /// <summary>Store the large weights of convs kept float (and linear layers) as FP16; they still compute in FP32.</summary>
     public bool CompactFloatWeights { get; init; } = true;
 
+    /// <summary>
+    /// Weights of quantized convs use 7 bits ([−63, 63]) instead of 8. On x86 CPUs without VNNI, ONNX Runtime's u8×s8
+    /// kernels add pairs of products in 16 bits with saturation; full-range weights overflow there (large input values
+    /// times large weights) and the INT8 model silently departs from its QDQ definition. On by default; turn it off
+    /// only for VNNI/ARM targets.
+    /// </summary>
+    public bool ReduceRange { get; init; } = true;
+
+    /// <summary>The largest quantized weight magnitude: 63 with <see cref="ReduceRange"/>, else 127.</summary>
+    public int WeightLevels => ReduceRange ? 63 : 127;
+
     public IReadOnlySet<string> KeepFloat { get; init; } = new HashSet<string>();
     /// <summary>
     /// Also run skip connections and their plumbing in INT8 (adds, concats, nearest resizes, SE gates, global pools):

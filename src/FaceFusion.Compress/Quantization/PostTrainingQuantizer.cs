@@ -40,6 +40,7 @@ public static class PostTrainingQuantizer
         Int8Skips = policy?.QuantizeSkips ?? false,
         KeepFloat = policy?.KeepFloat.ToList() ?? [],
         IslandWeights = (policy?.IslandWeights ?? FloatIslandWeights.Int8).ToString().ToLowerInvariant(),
+        FullRangeWeights = !(policy?.ReduceRange ?? true),
         SensitivityKeep = sensitivityKeep,
         SensitivityThresholdDb = sensitivityThresholdDb,
     };

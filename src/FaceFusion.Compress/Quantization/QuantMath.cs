@@ -44,17 +44,20 @@ public static class FakeQuant
         return clamped.add(q.sub(clamped).detach()).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Symmetric INT8 per-output-channel (axis 0) fake quantization of a weight; returns it and the scales.</summary>
-    public static (Tensor Weight, float[] Scales) PerChannelSymmetric(Tensor w)
+    /// <summary>
+    /// Symmetric per-output-channel (axis 0) fake quantization of a weight to [−<paramref name="levels"/>, <paramref name="levels"/>]
+    /// (127 for full INT8, 63 for the reduced 7-bit range); returns it and the scales (max|w|/levels).
+    /// </summary>
+    public static (Tensor Weight, float[] Scales) PerChannelSymmetric(Tensor w, int levels = 127)
     {
         using var scope = NewDisposeScope();
         var absMax = w.detach().abs().reshape(w.shape[0], -1).max(1).values;
-        var scales = absMax.div(127.0).clamp_min(1e-8);
+        var scales = absMax.div((double)levels).clamp_min(1e-8);
         var shape = new long[w.dim()];
         Array.Fill(shape, 1L);
         shape[0] = w.shape[0];
         var s = scales.reshape(shape);
-        var q = w.div(s).round().clamp(-127, 127).mul(s);
+        var q = w.div(s).round().clamp(-levels, levels).mul(s);
         var result = w.add(q.sub(w).detach()).MoveToOuterDisposeScope();
         return (result, scales.data<float>().ToArray());
     }

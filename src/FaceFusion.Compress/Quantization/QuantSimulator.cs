@@ -111,7 +111,7 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
             return nn.functional.conv2d(input, HalfRoundTrip(conv.weight), conv.bias, strides: [node.Stride, node.Stride],
                 padding: [node.Padding, node.Padding], groups: ShapeInference.ConvGroups(node, (int)input.shape[1]));
         }
-        var (weight, weightScales) = FakeQuant.PerChannelSymmetric(conv.weight!);
+        var (weight, weightScales) = FakeQuant.PerChannelSymmetric(conv.weight!, Policy.WeightLevels);
         Tensor? bias = null;
         if (conv.bias is { } b)
         {
@@ -173,6 +173,7 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
         quantize_skips = Policy.QuantizeSkips,
         island_weights = Policy.IslandWeights.ToString().ToLowerInvariant(),
         compact_float_weights = Policy.CompactFloatWeights,
+        reduce_range = Policy.ReduceRange,
         int8_convs = _convs.Order(StringComparer.Ordinal).ToArray(),
         float_nodes = _floatNodes,
         values = ActivationParams().OrderBy(kv => kv.Key, StringComparer.Ordinal)
@@ -196,6 +197,7 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
                     ? Enum.TryParse<FloatIslandWeights>(iw.GetString(), ignoreCase: true, out var parsed) ? parsed : throw new InvalidDataException($"{source}: island_weights '{iw.GetString()}': use int8, fp16 or fp32")
                     : FloatIslandWeights.Fp32,
                 CompactFloatWeights = root.TryGetProperty("compact_float_weights", out var cw) && cw.GetBoolean(),
+                ReduceRange = root.TryGetProperty("reduce_range", out var rr) && rr.GetBoolean(),
             };
             var values = root.GetProperty("values").EnumerateObject().ToDictionary(p => p.Name, p =>
             {

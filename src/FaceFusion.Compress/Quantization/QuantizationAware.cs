@@ -36,7 +36,7 @@ public static class QuantizationAware
             "int8" => FloatIslandWeights.Int8, "fp16" => FloatIslandWeights.Fp16, "fp32" => FloatIslandWeights.Fp32,
             _ => throw new ArgumentException($"island weights '{config.IslandWeights}': use int8, fp16 or fp32"),
         };
-        return new QuantPolicy { KeepFloat = config.KeepFloat.ToHashSet(), QuantizeSkips = config.Int8Skips, IslandWeights = islands };
+        return new QuantPolicy { KeepFloat = config.KeepFloat.ToHashSet(), QuantizeSkips = config.Int8Skips, IslandWeights = islands, ReduceRange = !config.FullRangeWeights };
     }
 
     /// <summary>

@@ -98,6 +98,7 @@ public static class RecipeSchema
             ["keep_float"] = new("list", "(none)", "conv nodes kept float in addition to the default policy"),
             ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k convs whose INT8 costs most val PSNR float"),
             ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
+            ["full_range_weights"] = new("bool", "false", "8-bit weights instead of 7-bit (VNNI/ARM targets only)"),
         },
         ["qat"] = new Dictionary<string, Key>
         {
@@ -115,6 +116,7 @@ public static class RecipeSchema
             ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k worst convs float"),
             ["sensitivity_threshold_db"] = new("double", "0", "sensitivity mode: keep float every conv whose drop exceeds this"),
             ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
+            ["full_range_weights"] = new("bool", "false", "8-bit weights instead of 7-bit (VNNI/ARM targets only)"),
         },
         ["export"] = new Dictionary<string, Key>
         {

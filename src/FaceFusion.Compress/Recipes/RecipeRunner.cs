@@ -292,6 +292,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 int calibration = stage.GetInt("calibration", 128);
                 var config = PostTrainingQuantizer.Config(calibration, method, policy, stage.GetInt("sensitivity_keep", 0));
                 config.IslandWeights = stage.Get("island_weights", config.IslandWeights);
+                config.FullRangeWeights = stage.GetBool("full_range_weights", false);
                 var prepared = PostTrainingQuantizer.Prepare(model, config, data, recipe.Seed);
                 using var folded = prepared.Model;
                 using var simulator = prepared.Simulator;
@@ -326,6 +327,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 q.LearnableScales = stage.GetBool("learnable_scales", q.LearnableScales);
                 q.Int8Skips = stage.GetBool("int8_skips", q.Int8Skips);
                 q.IslandWeights = stage.Get("island_weights", q.IslandWeights);
+                q.FullRangeWeights = stage.GetBool("full_range_weights", q.FullRangeWeights);
                 q.KeepFloat.AddRange(stage.GetList("keep_float"));
                 q.SensitivityKeep = stage.GetInt("sensitivity_keep", q.SensitivityKeep);
                 q.SensitivityThresholdDb = stage.GetDouble("sensitivity_threshold_db", q.SensitivityThresholdDb);

@@ -150,7 +150,7 @@ public sealed class FaceSwapPipeline : IDisposable
         if (selection == FaceSelection.Reference)
         {
             var reference = _options.ReferenceEmbedding ?? throw new InvalidOperationException("reference selection needs a reference embedding");
-            located = located.Where(l => Cosine(Timings.Time("select", () => _embedder.Embed(target, l.Five)), reference) >= _options.ReferenceThreshold).ToList();
+            located = located.Where(l => IdentityEmbedder.Cosine(Timings.Time("select", () => _embedder.Embed(target, l.Five)), reference) >= _options.ReferenceThreshold).ToList();
         }
         if (located.Count == 0) return (target, 0);
         var result = new RgbImage(target.Width, target.Height, (byte[])target.Pixels.Clone());
@@ -159,12 +159,6 @@ public sealed class FaceSwapPipeline : IDisposable
         return (result, located.Count);
     }
 
-    private static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return dot / Math.Max(1e-12, Math.Sqrt(na * nb));
-    }
 
     private void SwapOne(RgbImage canvas, RgbImage original, IReadOnlyList<(double X, double Y)> five, float[] source)
     {

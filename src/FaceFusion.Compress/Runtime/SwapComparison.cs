@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Imaging;
 using FaceFusion.Compress.Reporting;
@@ -26,7 +27,7 @@ public static class SwapComparison
             if (faces.Count == 0) throw new SwapInputException($"{targetName}: no face found in the target image; nothing was written");
             box ??= (faces[0].Box.X1, faces[0].Box.Y1, faces[0].Box.X2, faces[0].Box.Y2);
             var (result, _) = pipeline.Swap(target, embedding);
-            double cosine = Cosine(pipeline.Embed(result, faces[0].Five), embedding);
+            double cosine = IdentityEmbedder.Cosine(pipeline.Embed(result, faces[0].Five), embedding);
             compared.Add(new ComparedModel(Path.GetFileName(model), SwapBench.P50Ms(pipeline.Swapper, 30), cosine, result));
         }
         // The panel: the face box doubled, square, clamped to the image.
@@ -44,10 +45,4 @@ public static class SwapComparison
         return (TextLabel.SideBySide([.. panels]), compared);
     }
 
-    private static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return dot / Math.Max(1e-12, Math.Sqrt(na * nb));
-    }
 }

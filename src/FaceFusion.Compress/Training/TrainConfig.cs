@@ -84,6 +84,8 @@ public sealed class QatConfig
     public bool Int8Skips { get; set; }
     /// <summary>Conv nodes kept float in addition to the default policy.</summary>
     public List<string> KeepFloat { get; set; } = [];
+    /// <summary>Full 8-bit weights ([−127, 127]) instead of the 7-bit range that avoids u8×s8 saturation on CPUs without VNNI.</summary>
+    public bool FullRangeWeights { get; set; }
     /// <summary>Storage of attention/injection weights (they compute in float): int8 (per channel), fp16 or fp32.</summary>
     public string IslandWeights { get; set; } = "int8";
     /// <summary>Sensitivity mode: quantize each conv alone, keep this many with the largest `val` PSNR drop float (0: off).</summary>

@@ -8,11 +8,14 @@ public class CliTests
     internal static (int Code, string Output) Ffc(params string[] args) => FfcWith(new Dictionary<string, string>(), args);
 
     /// <summary>Runs `ffc` with extra environment variables.</summary>
-    internal static (int Code, string Output) FfcWith(IReadOnlyDictionary<string, string> environment, params string[] args)
+    internal static (int Code, string Output) FfcWith(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "ffc.dll"), .. args], environment);
+
+    /// <summary>Runs a program to the end; returns its exit code and its stdout followed by its stderr.</summary>
+    internal static (int Code, string Output) Run(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var (k, v) in environment) psi.Environment[k] = v;
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ffc.dll"));
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["COLUMNS"] = "200";
         using var p = Process.Start(psi)!;

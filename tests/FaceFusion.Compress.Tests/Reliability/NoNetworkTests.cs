@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Tests.Export;
@@ -11,17 +10,8 @@ namespace FaceFusion.Compress.Tests.Reliability;
 /// </summary>
 public class NoNetworkTests
 {
-    private static (int Code, string Output) FfcOffline(params string[] args)
-    {
-        var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-n", "dotnet", Path.Combine(AppContext.BaseDirectory, "ffc.dll") }.Concat(args)) psi.ArgumentList.Add(a);
-        psi.Environment["COLUMNS"] = "200";
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output + err.Result);
-    }
+    private static (int Code, string Output) FfcOffline(params string[] args) =>
+        Tests.Cli.CliTests.Run("unshare", ["-n", "dotnet", Path.Combine(AppContext.BaseDirectory, "ffc.dll"), .. args]);
 
     [Fact]
     public void RepresentativeCommands_RunWithoutAnyNetwork()
