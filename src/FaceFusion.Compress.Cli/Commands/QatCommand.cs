@@ -53,7 +53,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         public bool LearnableScales { get; init; }
 
         [CommandOption("--full-range-weights")]
-        [Description("8-bit weights [−127, 127] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
+        [Description("8-bit weights [[−127, 127]] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
         public bool FullRangeWeights { get; init; }
 
         [CommandOption("--island-weights <W>")]

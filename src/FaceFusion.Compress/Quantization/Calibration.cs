@@ -118,23 +118,40 @@ public static class Calibrator
     /// UINT8 parameters per value. Percentile keeps the central 99.99 % of each value's samples.
     /// </summary>
     public static Dictionary<string, QuantParams> Calibrate(GraphModule model, IReadOnlyCollection<string> values, string dataDir, int images,
-        CalibrationMethod method = CalibrationMethod.MinMax, double percentile = 99.99, int seed = 1)
+        CalibrationMethod method = CalibrationMethod.MinMax, double percentile = 99.99, int seed = 1) =>
+        Calibrate(model, values, SwapperBatches(model.Graph.Resolution, dataDir, images, seed), method, percentile);
+
+    /// <summary>Swapper feeds (target crop, source embedding) of <paramref name="images"/> seeded train faces, 8 at a time.</summary>
+    public static IEnumerable<Dictionary<string, Tensor>> SwapperBatches(int resolution, string dataDir, int images, int seed)
     {
-        model.eval();
-        using var data = new FaceSwapData(dataDir, Splits.Train, model.Graph.Resolution);
+        using var data = new FaceSwapData(dataDir, Splits.Train, resolution);
         var rng = new Random(seed);
         var targets = Enumerable.Range(0, data.Count).OrderBy(_ => rng.Next()).Take(Math.Min(images, data.Count)).ToArray();
         var sources = targets.Select(_ => rng.Next(data.Count)).ToArray();
+        for (int start = 0; start < targets.Length; start += 8)
+        {
+            using var batch = data.Pairs(targets.Skip(start).Take(8).ToArray(), sources.Skip(start).Take(8).ToArray());
+            yield return new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target.alias(), [SwapperIO.Source] = batch.Source.alias() };
+        }
+    }
+
+    /// <summary>
+    /// Calibrates on any feeds (e.g. a user's own CNN on its own inputs). Each feed's tensors are disposed after use.
+    /// Percentile keeps the central 99.99 % of each value's samples; entropy minimises the KL divergence of the 8-bit histogram.
+    /// </summary>
+    public static Dictionary<string, QuantParams> Calibrate(GraphModule model, IReadOnlyCollection<string> values, IEnumerable<Dictionary<string, Tensor>> batches,
+        CalibrationMethod method, double percentile = 99.99)
+    {
+        model.eval();
         var mins = values.ToDictionary(v => v, _ => double.PositiveInfinity);
         var maxs = values.ToDictionary(v => v, _ => double.NegativeInfinity);
         var samples = values.ToDictionary(v => v, _ => new List<float>());
         var inputs = model.Graph.Inputs.Select(i => i.Name).ToHashSet();
         using (no_grad())
-            for (int start = 0; start < targets.Length; start += 8)
+            foreach (var feeds in batches)
             {
                 using var scope = NewDisposeScope();
-                using var batch = data.Pairs(targets.Skip(start).Take(8).ToArray(), sources.Skip(start).Take(8).ToArray());
-                var feeds = new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source };
+                using var owned = new FeedsOwner(feeds);
                 var outputs = model.Run(feeds, values.Where(v => !inputs.Contains(v)).ToList());
                 foreach (var v in values)
                 {
@@ -216,5 +233,14 @@ public static class Calibrator
         return oneSided
             ? (min >= 0 ? (0, Math.Min(max, threshold)) : (Math.Max(min, -threshold), 0))
             : (Math.Max(min, -threshold), Math.Min(max, threshold));
+    }
+}
+
+/// <summary>Disposes a feed dictionary's tensors.</summary>
+internal sealed class FeedsOwner(Dictionary<string, Tensor> feeds) : IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var t in feeds.Values) t.Dispose();
     }
 }

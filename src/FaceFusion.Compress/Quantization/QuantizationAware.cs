@@ -45,9 +45,12 @@ public static class QuantizationAware
     /// With <paramref name="resumedPolicy"/> (a run being resumed) that policy is used and the ranges are placeholders
     /// the checkpoint overwrites. <paramref name="model"/> is not changed; the caller disposes the returned module and simulator.
     /// </summary>
+    /// <param name="calibrationBatches">Feeds to calibrate on instead of swapper pairs from <paramref name="dataDir"/> (a user's own model).</param>
     public static PreparedQat Prepare(GraphModule model, QatConfig config, string dataDir, int seed, QuantPolicy? resumedPolicy = null,
-        IProgress<string>? progress = null)
+        IProgress<string>? progress = null, IEnumerable<Dictionary<string, TorchSharp.torch.Tensor>>? calibrationBatches = null)
     {
+        if (calibrationBatches is not null && (config.SensitivityKeep > 0 || config.SensitivityThresholdDb > 0))
+            throw new ArgumentException("the sensitivity mode measures swapper PSNR: it is not available for other models");
         var folded = BatchNormFolding.Fold(model);
         try
         {
@@ -60,7 +63,9 @@ public static class QuantizationAware
                 return new PreparedQat(folded, resumed, null);
             }
             var policy = Policy(folded.Graph, config);
-            var ranges = Calibrator.Calibrate(folded, policy.QuantizedValues(folded.Graph), dataDir, config.Calibration, ParseMethod(config.CalibrationMethod), seed: seed);
+            var ranges = calibrationBatches is null
+                ? Calibrator.Calibrate(folded, policy.QuantizedValues(folded.Graph), dataDir, config.Calibration, ParseMethod(config.CalibrationMethod), seed: seed)
+                : Calibrator.Calibrate(folded, policy.QuantizedValues(folded.Graph), calibrationBatches, ParseMethod(config.CalibrationMethod));
             List<QuantSensitivityRow>? rows = null;
             if (config.SensitivityKeep > 0 || config.SensitivityThresholdDb > 0)
             {

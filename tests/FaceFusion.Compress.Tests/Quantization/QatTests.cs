@@ -266,3 +266,28 @@ public class QatTests
         Assert.False(Directory.Exists(Path.Combine(root, "y")));
     }
 }
+
+public class UserOnnxPtqTests
+{
+    [Fact]
+    public void Ptq_OfAUsersOwnOnnxCnn_RunsInt8KernelsAndStaysCloseToFp32()
+    {
+        // A real third-party CNN: the bundled ArcFace-style recogniser (112×112 input, (x − 127)/128).
+        var dir = TestAssets.TempDir();
+        var model = Path.Combine(dir, "recogniser.onnx");
+        File.Copy(TestAssets.Assets.IdentityEmbedder, model);
+        var output = Path.Combine(dir, "recogniser-int8.onnx");
+        var (code, text) = Tests.Cli.CliTests.Ffc("ptq", model, "--calibration", "16", "--mean", "127", "--std", "128", "--dataset", TinyDataset.Path, "-o", output);
+        Assert.True(code == 0, text);
+        Assert.True(new FileInfo(output).Length < 0.35 * new FileInfo(model).Length, $"{new FileInfo(output).Length} vs {new FileInfo(model).Length}");
+        Assert.True(PostTrainingQuantizer.InspectKernels(File.ReadAllBytes(output)).IntegerOps >= 10, text);
+        var cosine = double.Parse(System.Text.RegularExpressions.Regex.Match(text, @"mean output cosine ([0-9.]+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(cosine >= 0.95, text);
+
+        // A model with a non-image input is refused by name.
+        var (bad, badText) = Tests.Cli.CliTests.Ffc("ptq", TestAssets.Assets.Landmarks, "--calibration", "4", "--dataset", TinyDataset.Path, "-o", Path.Combine(dir, "x.onnx"));
+        Assert.NotEqual(0, bad);
+        Assert.Contains(Path.GetFileName(TestAssets.Assets.Landmarks), badText);
+        Assert.False(File.Exists(Path.Combine(dir, "x.onnx")));
+    }
+}

@@ -134,7 +134,7 @@ public class ConcurrencyTests
             Source: IdentityEmbedder.Normalize(Enumerable.Range(0, 512).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray()))).ToList();
         var expected = inputs.Select(i => swapper.Run(i.Target, i.Source, 1).Output).ToList();
         int mismatches = 0;
-        Parallel.For(0, 8 * 100, new ParallelOptions { MaxDegreeOfParallelism = 8 }, k =>
+        Parallel.For(0, 8 * 200, new ParallelOptions { MaxDegreeOfParallelism = 8 }, k =>
         {
             var (t, s) = inputs[k % 8];
             if (!swapper.Run(t, s, 1).Output.SequenceEqual(expected[k % 8])) Interlocked.Increment(ref mismatches);

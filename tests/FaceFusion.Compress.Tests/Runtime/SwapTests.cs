@@ -61,6 +61,16 @@ public class SwapTests
         Assert.Contains("not a face swapper", text);
         Assert.False(File.Exists(output));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(output)!, "*.partial"));
+
+        // A video ffmpeg cannot read.
+        var badVideo = Path.Combine(TestAssets.TempDir(), "broken.mp4");
+        File.WriteAllBytes(badVideo, Enumerable.Range(0, 4096).Select(i => (byte)(i * 37)).ToArray());
+        var videoOut = Path.Combine(TestAssets.TempDir(), "out.mp4");
+        (code, text) = CliTests.Ffc("swap", "--source", TestAssets.Still("audrey.jpg"), "--target", badVideo, "--model", Model.Value, "-o", videoOut);
+        Assert.NotEqual(0, code);
+        Assert.Contains("broken.mp4", text);
+        Assert.False(File.Exists(videoOut));
+        Assert.False(File.Exists(videoOut + ".partial"));
     }
 
     [Fact]
