@@ -2,6 +2,7 @@ using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Quantization;
+using FaceFusion.Compress.Training;
 using Google.Protobuf;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -10,7 +11,7 @@ namespace FaceFusion.Compress.Cli.Commands;
 
 internal sealed class PtqCommand : Command<PtqCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : QuantizationSettings
     {
         [CommandArgument(0, "<MODEL>")]
         [Description("A trained checkpoint folder, or your own FP32 ONNX CNN with one square RGB input [[N,3,S,S]] (ops the importer reads).")]
@@ -24,30 +25,6 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [Description("minmax (default), percentile (99.99 %) or entropy (KL divergence of the 8-bit histogram).")]
         public string Method { get; init; } = "minmax";
 
-        [CommandOption("--keep-float <NODES>")]
-        [Description("Comma-separated conv nodes that stay float in addition to the default policy.")]
-        public string? KeepFloat { get; init; }
-
-        [CommandOption("--full-range-weights")]
-        [Description("8-bit weights [[−127, 127]] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
-        public bool FullRangeWeights { get; init; }
-
-        [CommandOption("--island-weights <W>")]
-        [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
-        public string? IslandWeights { get; init; }
-
-        [CommandOption("--int8-skips")]
-        [Description("Also quantize adds, concats, resizes and gates (faster small models; the default keeps skips float).")]
-        public bool Int8Skips { get; init; }
-
-        [CommandOption("--sensitivity-keep <K>")]
-        [Description("Sensitivity mode: quantize each conv alone and keep the K with the largest val PSNR drop float.")]
-        public int SensitivityKeep { get; init; }
-
-        [CommandOption("--sensitivity-threshold <DB>")]
-        [Description("Sensitivity mode: also keep float every conv whose val PSNR drop exceeds DB.")]
-        public double SensitivityThresholdDb { get; init; }
-
         [CommandOption("--mean <M>")]
         [Description("For an ONNX model: input normalisation (x − M)/STD on the 0–255 scale. Default 127.5.")]
         public float Mean { get; init; } = 127.5f;
@@ -55,10 +32,6 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [CommandOption("--std <STD>")]
         [Description("For an ONNX model: see --mean. Default 127.5.")]
         public float Std { get; init; } = 127.5f;
-
-        [CommandOption("--dataset <DIR>")]
-        [Description("Prepared dataset. Default datasets/bundled.")]
-        public string? Dataset { get; init; }
 
         [CommandOption("-o|--output <FILE>")]
         [Description("The INT8 QDQ ONNX file to write.")]
@@ -75,12 +48,9 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
     {
         if (File.Exists(settings.Model)) return QuantizeOnnx(settings);
         using var model = Checkpoint.Load(settings.Model);
-        var policy = new QuantPolicy { QuantizeSkips = settings.Int8Skips, KeepFloat = (settings.KeepFloat ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet() };
         var method = QuantizationAware.ParseMethod(settings.Method);
         var data = settings.Dataset ?? Workspace.BundledDataset;
-        var config = PostTrainingQuantizer.Config(settings.Calibration, method, policy, settings.SensitivityKeep, settings.SensitivityThresholdDb);
-        if (settings.IslandWeights is not null) config.IslandWeights = settings.IslandWeights;
-        config.FullRangeWeights = settings.FullRangeWeights;
+        var config = Config(settings, method);
         var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new Progress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
         using var folded = prepared.Model;
         using var simulator = prepared.Simulator;
@@ -106,16 +76,18 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         return 0;
     }
 
+    private static QatConfig Config(Settings settings, CalibrationMethod method)
+    {
+        var config = PostTrainingQuantizer.Config(settings.Calibration, method);
+        settings.ApplyTo(config);
+        return config;
+    }
+
     /// <summary>A user's own ONNX CNN: calibrated on the dataset's faces at its input size, INT8 QDQ, compared with the original.</summary>
     private static int QuantizeOnnx(Settings settings)
     {
         var method = QuantizationAware.ParseMethod(settings.Method);
-        var config = PostTrainingQuantizer.Config(settings.Calibration, method, new QuantPolicy
-        {
-            QuantizeSkips = settings.Int8Skips, KeepFloat = (settings.KeepFloat ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(),
-        }, settings.SensitivityKeep, settings.SensitivityThresholdDb);
-        if (settings.IslandWeights is not null) config.IslandWeights = settings.IslandWeights;
-        config.FullRangeWeights = settings.FullRangeWeights;
+        var config = Config(settings, method);
         var result = ImportedModelQuantizer.Quantize(settings.Model, settings.Dataset ?? Workspace.BundledDataset, config, settings.Mean, settings.Std);
         var bytes = result.Model.ToByteArray();
         var output = Path.GetFullPath(settings.Output!);

@@ -14,7 +14,7 @@ namespace FaceFusion.Compress.Cli.Commands;
 
 internal sealed class QatCommand : Command<QatCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : QuantizationSettings
     {
         [CommandArgument(0, "<MODEL>")]
         [Description("A trained float checkpoint folder.")]
@@ -52,37 +52,9 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         [Description("LSQ-style learnable activation scales (observers off).")]
         public bool LearnableScales { get; init; }
 
-        [CommandOption("--full-range-weights")]
-        [Description("8-bit weights [[−127, 127]] (for VNNI/ARM targets); the default 7-bit range avoids u8×s8 saturation on x86 without VNNI.")]
-        public bool FullRangeWeights { get; init; }
-
-        [CommandOption("--island-weights <W>")]
-        [Description("Storage of attention/injection weights, which compute in float: int8 (per channel, default), fp16 or fp32.")]
-        public string? IslandWeights { get; init; }
-
-        [CommandOption("--int8-skips")]
-        [Description("Also quantize adds, concats, resizes and gates (the default keeps skips float).")]
-        public bool Int8Skips { get; init; }
-
-        [CommandOption("--keep-float <NODES>")]
-        [Description("Comma-separated conv nodes that stay float in addition to the default policy.")]
-        public string? KeepFloat { get; init; }
-
-        [CommandOption("--sensitivity-keep <K>")]
-        [Description("Sensitivity mode: quantize each conv alone and keep the K with the largest val PSNR drop float.")]
-        public int? SensitivityKeep { get; init; }
-
-        [CommandOption("--sensitivity-threshold <DB>")]
-        [Description("Sensitivity mode: also keep float every conv whose drop exceeds DB.")]
-        public double? SensitivityThresholdDb { get; init; }
-
         [CommandOption("--no-teacher")]
         [Description("Do not distil from the float model (by default QAT matches the float model's outputs).")]
         public bool NoTeacher { get; init; }
-
-        [CommandOption("--dataset <DIR>")]
-        [Description("Prepared dataset. Default datasets/bundled.")]
-        public string? Dataset { get; init; }
 
         [CommandOption("-o|--output <DIR>")]
         [Description("Output folder. Default artifacts/qat/<model>.")]
@@ -122,12 +94,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         if (settings.Observer is { } o) q.Observer = o;
         if (settings.FreezeAfter is { } k) q.FreezeObserversAfter = k;
         if (settings.LearnableScales) q.LearnableScales = true;
-        if (settings.Int8Skips) q.Int8Skips = true;
-        if (settings.IslandWeights is not null) q.IslandWeights = settings.IslandWeights;
-        if (settings.FullRangeWeights) q.FullRangeWeights = true;
-        if (settings.KeepFloat is not null) q.KeepFloat.AddRange(settings.KeepFloat.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-        if (settings.SensitivityKeep is { } keep) q.SensitivityKeep = keep;
-        if (settings.SensitivityThresholdDb is { } threshold) q.SensitivityThresholdDb = threshold;
+        settings.ApplyTo(q);
         config.Qat = q;
         config.Output = settings.Output is not null ? Path.GetFullPath(settings.Output) : Path.Combine("artifacts", "qat", Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Model)));
         config.Validate(settings.Config ?? "qat options");
