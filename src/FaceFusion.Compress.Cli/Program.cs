@@ -50,6 +50,8 @@ app.Configure(config =>
         bench.SetDescription("Performance measurements that print their numbers (nothing is asserted).");
         bench.AddCommand<BenchmarkTrainCommand>("train")
             .WithDescription("Training images/s of the teacher and student at 64 and 128 px; writes artifacts/bench/train_speed.csv.");
+        bench.AddCommand<BenchmarkAblationCommand>("ablation")
+            .WithDescription("Distillation loss ablation: the same distillation with each loss term removed once; PSNR, SSIM, identity, PSNR vs teacher; ablation.csv.");
         bench.AddCommand<BenchmarkPruneCommand>("prune")
             .WithDescription("Prune one model to one target with several importance criteria (Taylor, L1, random): params, MACs, ORT p50, test PSNR; prune_benchmark.csv.");
         bench.AddCommand<BenchmarkSwapCommand>("swap")

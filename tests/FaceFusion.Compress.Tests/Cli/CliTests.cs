@@ -41,7 +41,7 @@ public class CliTests
     [Theory]
     [InlineData("info")] [InlineData("train")] [InlineData("export")] [InlineData("bench")] [InlineData("prune")] [InlineData("run")]
     [InlineData("swap")] [InlineData("distill")] [InlineData("ptq")] [InlineData("qat")] [InlineData("sensitivity")] [InlineData("report")]
-    [InlineData("recommend")] [InlineData("benchmark", "latency")] [InlineData("benchmark", "prune")] [InlineData("benchmark", "swap")] [InlineData("benchmark", "train")] [InlineData("data", "prepare")] [InlineData("data", "stats")]
+    [InlineData("recommend")] [InlineData("benchmark", "latency")] [InlineData("benchmark", "prune")] [InlineData("benchmark", "ablation")] [InlineData("benchmark", "swap")] [InlineData("benchmark", "train")] [InlineData("data", "prepare")] [InlineData("data", "stats")]
     public void EveryCommandsHelp_Renders(params string[] command)
     {
         // Descriptions are console markup: an unescaped bracket breaks the help page.
