@@ -133,6 +133,8 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
             Selection = new SelectionOptions { StepFraction = settings.StepFraction, MinChannels = settings.MinChannels, Skip = settings.SkipSet },
             FinetuneSteps = settings.FinetuneSteps, MaxPsnrDropDb = settings.MaxDropDb, Distill = !settings.NoDistill,
             EvalPairs = settings.EvalPairs, BatchSize = settings.Batch, TrainLimit = settings.TrainLimit,
+            // Accepted steps are kept beside the output: re-running the same command continues an interrupted run.
+            ProgressDir = Path.GetFullPath(settings.Output!) + ".progress",
         };
         var table = new Table().Title($"pruning {model.Graph.Name} to {target} ({settings.Criterion})").AddColumns("step", "params", "MACs", "p50 ms", "val PSNR dB", "action");
         (GraphModule Model, List<PruneStep> Steps, string Outcome) result = default;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Export;
@@ -37,6 +38,11 @@ public sealed record PruneOptions
     public int Seed { get; init; } = 1;
     /// <summary>Train faces used (all when null): small runs and tests.</summary>
     public int? TrainLimit { get; init; }
+    /// <summary>
+    /// When set, every accepted step is saved here (model + step log), and a run that finds a saved state for the same
+    /// original model continues after its last accepted step instead of starting over.
+    /// </summary>
+    public string? ProgressDir { get; init; }
 }
 
 /// <summary>One row of `prune_steps.csv`.</summary>
@@ -59,21 +65,22 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         using var val = new FaceSwapData(options.DataDir, Splits.Val, resolution);
         var (evalTargets, _) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
         original.eval();
-        double baselinePsnr = ValPsnr(original, val, evalTargets);
+        var saved = LoadProgress(original);
         var baselineSummary = ModelSummary.Of(original.Graph, resolution);
-        double baselineLatency = LatencyMs(original);
+        double baselinePsnr = saved?.Steps[0].PsnrDb ?? ValPsnr(original, val, evalTargets);
+        double baselineLatency = saved?.Steps[0].P50Ms ?? LatencyMs(original);
         double goal = options.Target.Goal(options.Target.Metric switch
         {
             PruneTarget.Params => baselineSummary.Params,
             PruneTarget.LatencyMs => baselineLatency,
             _ => baselineSummary.Macs,
         });
-        var steps = new List<PruneStep> { new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline") };
-        progress?.Report(steps[0]);
+        var steps = saved?.Steps ?? [new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline")];
+        foreach (var s in steps) progress?.Report(s);
 
-        var current = original.Clone();
+        var current = saved?.Model ?? original.Clone();
         string outcome = "target reached";
-        for (int step = 1; ; step++)
+        for (int step = steps.Count; ; step++)
         {
             var last = steps.Last(s => s.Action is "baseline" or "accepted");
             double value = options.Target.Metric switch { PruneTarget.Params => last.Params, PruneTarget.LatencyMs => last.P50Ms, _ => last.Macs };
@@ -108,10 +115,47 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             current.Dispose();
             current = candidate;
             steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "accepted"));
+            SaveProgress(original, current, steps);
             progress?.Report(steps[^1]);
         }
         current.eval();
         return (current, steps, outcome);
+    }
+
+    private sealed record SavedProgress(List<PruneStep> Steps, GraphModule Model);
+
+    /// <summary>Identifies the run a saved state belongs to: the original's architecture and weights, and the options.</summary>
+    private string RunKey(GraphModule original)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + (options with { ProgressDir = null })));
+        foreach (var (key, value) in original.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(key));
+            using var floats = value.detach().to_type(ScalarType.Float32).contiguous();
+            hash.AppendData(floats.bytes);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset())[..16];
+    }
+
+    private void SaveProgress(GraphModule original, GraphModule current, List<PruneStep> steps)
+    {
+        if (options.ProgressDir is not { } dir) return;
+        var staging = dir + ".partial";
+        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        Checkpoint.Save(Path.Combine(staging, "model"), current);
+        File.WriteAllText(Path.Combine(staging, "progress.json"), System.Text.Json.JsonSerializer.Serialize(new { key = RunKey(original), steps }));
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.Move(staging, dir);
+    }
+
+    private SavedProgress? LoadProgress(GraphModule original)
+    {
+        if (options.ProgressDir is not { } dir || !File.Exists(Path.Combine(dir, "progress.json"))) return null;
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "progress.json")));
+        if (doc.RootElement.GetProperty("key").GetString() != RunKey(original)) return null; // another model or other options: start over
+        var steps = doc.RootElement.GetProperty("steps").Deserialize<List<PruneStep>>()!;
+        return new SavedProgress(steps, Checkpoint.Load(Path.Combine(dir, "model")));
     }
 
     /// <summary>Channel importance of <paramref name="model"/> by the configured criterion (Taylor uses the task loss on train batches).</summary>

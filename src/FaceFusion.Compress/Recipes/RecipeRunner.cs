@@ -259,6 +259,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     Selection = new SelectionOptions { StepFraction = stage.GetDouble("step_fraction", 0.1), MinChannels = stage.GetInt("min_channels", 8) },
                     FinetuneSteps = stage.GetInt("finetune_steps", 50), MaxPsnrDropDb = stage.GetDouble("max_drop_db", 0.5),
                     Distill = stage.GetBool("distill", true), TrainLimit = stage.Parameters.ContainsKey("train_limit") ? stage.GetInt("train_limit", 0) : null,
+                    ProgressDir = Path.Combine(dir, "progress"), // an interrupted stage continues after its last accepted step
                 };
                 var (pruned, steps, outcome) = new IterativePruner(options, identity).Run(model, new Progress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
                 using (pruned) IterativePruner.WriteOutputs(Path.Combine(dir, "model"), pruned, steps, outcome, new Dictionary<string, string> { ["recipe"] = recipe.Name });

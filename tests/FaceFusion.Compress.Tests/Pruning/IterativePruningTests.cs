@@ -102,6 +102,44 @@ public class IterativePruningTests
     }
 
     [Fact]
+    public void InterruptedPruning_ContinuesAfterItsLastAcceptedStep_ToTheUninterruptedResult()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        PruneOptions Options(string progress) => new()
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.75"), DataDir = TinyDataset.Path, FinetuneSteps = 2, BatchSize = 4,
+            EvalPairs = 4, MaxPsnrDropDb = 100, ImportanceBatches = 2, Selection = new SelectionOptions { StepFraction = 0.05 }, ProgressDir = progress,
+        };
+        var (straight, straightSteps, _) = new IterativePruner(Options(Path.Combine(TestAssets.TempDir(), "a")), identity).Run(model);
+        using (straight)
+        {
+            Assert.True(straightSteps.Count >= 3, $"{straightSteps.Count} steps: the test needs an interruption point");
+            // A crash right after step 1 was accepted (and saved)…
+            var progress = Path.Combine(TestAssets.TempDir(), "b");
+            Assert.Throws<InvalidOperationException>(() => new IterativePruner(Options(progress), identity).Run(model,
+                new SynchronousProgress(s => { if (s.Action == "accepted") throw new InvalidOperationException("killed"); })));
+            Assert.True(File.Exists(Path.Combine(progress, "progress.json")));
+            // …and the re-run continues from step 2, ending where the uninterrupted run ended.
+            var reported = new List<PruneStep>();
+            var (resumed, resumedSteps, outcome) = new IterativePruner(Options(progress), identity).Run(model, new SynchronousProgress(reported.Add));
+            using (resumed)
+            {
+                Assert.Equal("target reached", outcome);
+                Assert.Equal(straightSteps.Select(s => (s.Step, s.Macs, s.Action)), resumedSteps.Select(s => (s.Step, s.Macs, s.Action)));
+                var stateB = resumed.state_dict();
+                foreach (var (key, value) in straight.state_dict())
+                    Assert.True(value.to_type(ScalarType.Float64).sub(stateB[key].to_type(ScalarType.Float64)).abs().max().item<double>() <= 1e-5, key);
+            }
+        }
+    }
+
+    private sealed class SynchronousProgress(Action<PruneStep> report) : IProgress<PruneStep>
+    {
+        public void Report(PruneStep value) => report(value);
+    }
+
+    [Fact]
     public void IterativePruning_RollsBackAStepOverTheBudget()
     {
         using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
