@@ -132,12 +132,12 @@ public sealed class FaceSwapData : IDisposable
     }
 
     /// <summary>Faces by index as uint8 tensors [n,3,R,R], [n,1,R,R], [n,1,R,R] (from memory, or decoded through the cache).</summary>
-    private (Tensor Crops, Tensor Masks, Tensor Regions) Faces(int[] indices)
+    private (Tensor Crops, Tensor? Masks, Tensor? Regions) Faces(int[] indices, bool withMasks = true)
     {
         if (_crops is not null)
         {
             var at = tensor(indices.Select(i => (long)i).ToArray());
-            return (_crops.index_select(0, at), _masks!.index_select(0, at), _regions!.index_select(0, at));
+            return (_crops.index_select(0, at), withMasks ? _masks!.index_select(0, at) : null, withMasks ? _regions!.index_select(0, at) : null);
         }
         int plane = Resolution * Resolution;
         var decoded = new (byte[] Pixels, byte[] Mask, byte[] Region)[indices.Length];
@@ -160,8 +160,9 @@ public sealed class FaceSwapData : IDisposable
             Array.Copy(decoded[k].Mask, 0, masks, k * plane, plane);
             Array.Copy(decoded[k].Region, 0, regions, k * plane, plane);
         }
-        return (tensor(pixels, [indices.Length, 3, Resolution, Resolution]), tensor(masks, [indices.Length, 1, Resolution, Resolution]),
-            tensor(regions, [indices.Length, 1, Resolution, Resolution]));
+        return (tensor(pixels, [indices.Length, 3, Resolution, Resolution]),
+            withMasks ? tensor(masks, [indices.Length, 1, Resolution, Resolution]) : null,
+            withMasks ? tensor(regions, [indices.Length, 1, Resolution, Resolution]) : null);
     }
 
     /// <summary>Draws a batch for <paramref name="step"/>; deterministic in (seed, step).</summary>
@@ -210,8 +211,8 @@ public sealed class FaceSwapData : IDisposable
         var si = tensor(sources.Select(i => (long)i).ToArray());
         var (targetCrops, targetMasks, targetRegions) = Faces(targets);
         var target = targetCrops.to_type(ScalarType.Float32).div(127.5).sub(1);
-        var mask = targetMasks.to_type(ScalarType.Float32);
-        var region = targetRegions.to_type(ScalarType.Float32);
+        var mask = targetMasks!.to_type(ScalarType.Float32);
+        var region = targetRegions!.to_type(ScalarType.Float32);
         if (flips.Any(f => f))
         {
             var flipMask = tensor(flips).view(-1, 1, 1, 1);
@@ -219,7 +220,7 @@ public sealed class FaceSwapData : IDisposable
             mask = where(flipMask, mask.flip(3), mask);
             region = where(flipMask, region.flip(3), region);
         }
-        var sourceImage = Faces(sources).Crops.to_type(ScalarType.Float32).div(127.5).sub(1);
+        var sourceImage = Faces(sources, withMasks: false).Crops.to_type(ScalarType.Float32).div(127.5).sub(1);
         Tensor source;
         if (SourceEmbedder is { } embed) using (no_grad()) source = embed(sourceImage);
         else source = _embeddings.index_select(0, si);
