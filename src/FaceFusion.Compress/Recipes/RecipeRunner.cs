@@ -26,7 +26,7 @@ public sealed class StageRecord
     public double Seconds { get; set; }
     public Dictionary<string, string> Outputs { get; set; } = new();
     public Dictionary<string, string> Hashes { get; set; } = new();
-    /// <summary>SHA-256 of the stage's kind and parameters: a stage whose parameters changed is run again from scratch.</summary>
+    /// <summary>SHA-256 of the stage's kind, parameters and the content of the files they name (its config): a stage whose settings changed is run again from scratch.</summary>
     public string? ParametersHash { get; set; }
     public string? Note { get; set; }
 }
@@ -425,9 +425,20 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         File.Move(path + ".partial", path, overwrite: true);
     }
 
-    private static string ParametersHash(RecipeStage stage) =>
+    /// <summary>
+    /// Hash of a stage's settings: its keys and values, and the content of every file a value names (a stage's
+    /// <c>config</c>), so editing that file re-runs the stage as editing the recipe would.
+    /// </summary>
+    private string ParametersHash(RecipeStage stage) =>
         Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(stage.Kind + "\n" +
-            string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))))).ToLowerInvariant()[..16];
+            string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}{FileContentHash(kv.Value)}"))))).ToLowerInvariant()[..16];
+
+    private string FileContentHash(string value)
+    {
+        if (string.IsNullOrWhiteSpace(value) || value.IndexOfAny(Path.GetInvalidPathChars()) >= 0) return "";
+        var path = Resolve(value);
+        return File.Exists(path) ? ":" + Sha256(path) : "";
+    }
 
     private static string Sha256(string file) => File.Exists(file) ? Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file))).ToLowerInvariant() : "";
 

@@ -187,6 +187,29 @@ public class RecipeTests
     }
 
     [Fact]
+    public void EditedStageConfigFile_RunsThatStageAgain()
+    {
+        // The recipe text is unchanged; only the file its distill stage names changes.
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(teacher, t);
+        var config = Path.Combine(dir, "distill.yaml");
+        string Config(int batch) => $"model: student\nbatch_size: {batch}\nphases:\n  - resolution: 32\n    steps: 1\neval_pairs: 2\ncheckpoint_every: 1\nsample_every: 100\n";
+        File.WriteAllText(config, Config(2));
+        var path = Path.Combine(dir, "edited.yaml");
+        File.WriteAllText(path, $"name: edited\ndata: {TinyDataset.Path}\nresolution: 32\nteacher: {teacher}\nstages:\n  - stage: distill\n    student: student\n    config: {config}\n");
+        var root = TestAssets.TempDir();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run();
+        var log = new List<string>();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Contains(log, l => l.StartsWith("01-distill: done earlier"));
+        File.WriteAllText(config, Config(3));
+        log.Clear();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Contains(log, l => l.StartsWith("01-distill: parameters changed"));
+    }
+
+    [Fact]
     public void Recommend_PicksTheHighestPsnrWithinTheBudget_AndExplains()
     {
         ReportRow Row(string stage, double p50, long bytes, double psnr, double id) => new("r", stage, stage, "fp32", 1, 1, bytes, 1, p50, p50, psnr, 0.9, null, id);
