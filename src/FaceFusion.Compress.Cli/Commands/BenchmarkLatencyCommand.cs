@@ -28,6 +28,10 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         [Description("Also print where each model's time goes: ONNX Runtime kernel time per op type (profiler on, separate runs).")]
         public bool OpProfile { get; init; }
 
+        [CommandOption("--node-profile <N>")]
+        [Description("Also print each model's N most expensive nodes of ONNX Runtime's optimised graph (profiler on, separate runs).")]
+        public int NodeProfile { get; init; }
+
         [CommandOption("--threads <N>")]
         [Description("Intra-op threads. Default: all cores.")]
         public int Threads { get; init; }
@@ -68,6 +72,14 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
                     var ops = OpProfiler.Profile(model, 30, ort);
                     var profile = new Table().Title($"{Path.GetFileName(model)}: kernel time per op type").AddColumns("op", "nodes", "ms/run", "share");
                     foreach (var op in ops.Take(12)) profile.AddRow(op.OpType, op.Nodes.ToString(), $"{op.MsPerRun:0.00}", $"{op.Share:P0}");
+                    AnsiConsole.Write(profile);
+                }
+            if (settings.NodeProfile > 0)
+                foreach (var model in settings.Models)
+                {
+                    var nodes = OpProfiler.ProfileNodes(model, 30, ort);
+                    var profile = new Table().Title($"{Path.GetFileName(model)}: {settings.NodeProfile} most expensive nodes").AddColumns("node", "op", "ms/run", "share");
+                    foreach (var n in nodes.Take(settings.NodeProfile)) profile.AddRow(Markup.Escape(n.Node), n.OpType, $"{n.MsPerRun:0.000}", $"{n.Share:P1}");
                     AnsiConsole.Write(profile);
                 }
         }

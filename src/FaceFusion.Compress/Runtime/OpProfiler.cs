@@ -8,13 +8,23 @@ namespace FaceFusion.Compress.Runtime;
 /// <summary>Time ONNX Runtime spent in one op type per run, from its profiler.</summary>
 public sealed record OpTime(string OpType, int Nodes, double MsPerRun, double Share);
 
+/// <summary>Time ONNX Runtime spent in one node of its optimised graph per run (names are ORT's, after fusion).</summary>
+public sealed record NodeTime(string Node, string OpType, double MsPerRun, double Share);
+
 /// <summary>
 /// Where a model's latency goes: runs a swapper with ONNX Runtime's profiler on and sums kernel time per op type of
 /// the optimised graph (QLinearConv, DequantizeLinear, Softmax, …), so INT8 float islands and Q/DQ traffic show up.
 /// </summary>
 public static class OpProfiler
 {
-    public static List<OpTime> Profile(string modelPath, int runs = 30, OrtSettings? settings = null)
+    /// <summary>Kernel time per op type, most expensive first.</summary>
+    public static List<OpTime> Profile(string modelPath, int runs = 30, OrtSettings? settings = null) =>
+        ProfileNodes(modelPath, runs, settings).GroupBy(n => n.OpType)
+            .Select(g => new OpTime(g.Key, g.Count(), g.Sum(n => n.MsPerRun), g.Sum(n => n.Share)))
+            .OrderByDescending(t => t.MsPerRun).ToList();
+
+    /// <summary>Kernel time per node of the optimised graph, most expensive first.</summary>
+    public static List<NodeTime> ProfileNodes(string modelPath, int runs = 30, OrtSettings? settings = null)
     {
         var prefix = Path.Combine(Path.GetTempPath(), $"ffc-profile-{Environment.ProcessId}-{Guid.NewGuid():N}");
         string? file = null;
@@ -41,21 +51,20 @@ public static class OpProfiler
                 file = session.EndProfiling();
             }
             using var doc = JsonDocument.Parse(File.ReadAllText(file));
-            var perOp = new Dictionary<string, (double Us, HashSet<string> Nodes)>();
+            var perNode = new Dictionary<string, (string Op, double Us)>();
             foreach (var e in doc.RootElement.EnumerateArray())
             {
                 if (e.GetProperty("cat").GetString() != "Node") continue;
                 var name = e.GetProperty("name").GetString() ?? "";
                 if (!name.EndsWith("_kernel_time", StringComparison.Ordinal)) continue;
                 var op = e.TryGetProperty("args", out var args) && args.TryGetProperty("op_name", out var o) ? o.GetString() ?? "?" : "?";
-                var entry = perOp.GetValueOrDefault(op, (0, new HashSet<string>()));
+                var entry = perNode.GetValueOrDefault(name, (op, 0));
                 entry.Us += e.GetProperty("dur").GetDouble();
-                entry.Nodes.Add(name);
-                perOp[op] = entry;
+                perNode[name] = entry;
             }
             // The warm-up runs are in the trace too: scale by the number of runs profiled.
-            double total = perOp.Values.Sum(v => v.Us);
-            return perOp.Select(kv => new OpTime(kv.Key, kv.Value.Nodes.Count, kv.Value.Us / 1000.0 / (runs + 3), kv.Value.Us / Math.Max(1, total)))
+            double total = perNode.Values.Sum(v => v.Us);
+            return perNode.Select(kv => new NodeTime(kv.Key[..^"_kernel_time".Length], kv.Value.Op, kv.Value.Us / 1000.0 / (runs + 3), kv.Value.Us / Math.Max(1, total)))
                 .OrderByDescending(t => t.MsPerRun).ToList();
         }
         finally
