@@ -53,8 +53,18 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         [Description("Bench folder for bench.csv (appended), slices.csv, throughput.csv, plots, bench.md. Default artifacts/bench.")]
         public string? Output { get; init; }
 
+        [CommandOption("--embedder <ONNX>")]
+        [Description("The identity embedder the model was trained with (identity_embedder): sources are embedded with it and identity cosine is measured with it. Default: the bundled fr_feature.onnx.")]
+        public string? Embedder { get; init; }
+
+        [CommandOption("--embedder-normalization <N>")]
+        [Description("ffc ((x − 127)/128, default) or insightface ((x − 127.5)/127.5).")]
+        public string EmbedderNormalization { get; init; } = "ffc";
+
         public override ValidationResult Validate() =>
-            Split is not ("train" or "val" or "test") ? ValidationResult.Error($"--data '{Split}': use train, val or test") : ValidationResult.Success();
+            Split is not ("train" or "val" or "test") ? ValidationResult.Error($"--data '{Split}': use train, val or test")
+            : EmbedderNormalization is not ("ffc" or "insightface") ? ValidationResult.Error($"--embedder-normalization '{EmbedderNormalization}': use ffc or insightface")
+            : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -65,12 +75,14 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         {
             ModelPath = settings.Model, Reference = settings.Reference, Teacher = settings.Teacher, Split = settings.Split,
             DataDir = settings.Dataset ?? Workspace.BundledDataset, Runs = settings.Runs, Pairs = settings.Pairs, Ort = ort, FreshProcessLoadMs = freshLoad,
+            Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization,
         };
         BenchResult result = null!;
         AnsiConsole.Status().Start("benchmarking", ctx =>
         {
             result = SwapBench.Run(options, AssetPaths.Locate(), new Progress<string>(s => ctx.Status($"benchmarking: {s}")));
         });
+        if (result.EmbedderMismatch is { } warning) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "bench");
         var rows = BenchReport.Write(dir, result);
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "—";

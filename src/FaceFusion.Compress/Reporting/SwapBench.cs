@@ -35,11 +35,21 @@ public sealed record BenchOptions
     /// <summary>Session load time measured in a fresh process by the caller; measured here (second session of this process) when null.</summary>
     public double? FreshProcessLoadMs { get; init; }
     public int Seed { get; init; } = 1;
+    /// <summary>
+    /// The identity embedder the model was trained with (ONNX); null: the bundled one. Sources are then embedded with
+    /// it from their crops, and identity cosine is measured with it.
+    /// </summary>
+    public string? Embedder { get; init; }
+    /// <summary>Pixel normalisation of <see cref="Embedder"/>: ffc or insightface.</summary>
+    public string EmbedderNormalization { get; init; } = "ffc";
 }
 
 /// <summary>Everything one bench run measured.</summary>
 public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, IReadOnlyList<double> LatenciesMs)
 {
+    /// <summary>Set when the model's `embedder` metadata names another embedder than the one identity was measured with.</summary>
+    public string? EmbedderMismatch { get; init; }
+
     /// <summary>Images/s with 1, 2, 4 and 8 caller threads sharing the session.</summary>
     public IReadOnlyList<ThroughputRow> Throughput { get; init; } = [];
 }
@@ -141,7 +151,14 @@ public static class SwapBench
         status?.Report("quality");
         using var data = new FaceSwapData(o.DataDir, o.Split, r);
         var (targets, sources) = SwapTrainer.EvaluationPairs(data, o.Pairs, o.Seed);
-        using var embedder = new IdentityEmbedder(assets.IdentityEmbedder, o.Ort);
+        var embedderPath = o.Embedder ?? assets.IdentityEmbedder;
+        if (!File.Exists(embedderPath)) throw new FileNotFoundException($"{embedderPath}: identity embedder not found", embedderPath);
+        using var embedder = new IdentityEmbedder(embedderPath, o.Ort, o.Embedder is null ? "ffc" : o.EmbedderNormalization);
+        // A custom embedder: the dataset's stored embeddings come from the bundled one, so sources are re-embedded.
+        using var sourceNetwork = o.Embedder is null ? null : new IdentityNetwork(o.Embedder, o.EmbedderNormalization);
+        if (sourceNetwork is not null) data.SourceEmbedder = images => sourceNetwork.call(images);
+        string? mismatch = meta.TryGetValue("embedder", out var trainedOn) && !trainedOn.StartsWith(Path.GetFileName(embedderPath), StringComparison.Ordinal)
+            ? $"{o.ModelPath} was trained on embeddings of {trainedOn}, identity is measured with {Path.GetFileName(embedderPath)} (give --embedder)" : null;
         using var perceptual = PerceptualNetwork.ResNet18(assets.ResNet18, assets.ResNetPreprocess);
         // A QAT/PTQ model folder is loaded with its simulator: parity is then INT8 against its fake-quant simulation.
         var (reference, simulator) = o.Reference is null ? (null, null)
@@ -198,7 +215,7 @@ public static class SwapBench
             Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
             TorchP50Ms = torchP50,
         };
-        return new BenchResult(row, slices, latencies) { Throughput = throughput };
+        return new BenchResult(row, slices, latencies) { Throughput = throughput, EmbedderMismatch = mismatch };
     }
 
     /// <summary>

@@ -16,6 +16,27 @@ public class BenchTests
     ];
 
     [Fact]
+    public void Bench_WithTheTrainingEmbedder_EmbedsSourcesAndMeasuresIdentityWithIt_AndWarnsOtherwise()
+    {
+        var dir = TestAssets.TempDir();
+        var custom = Path.Combine(dir, "custom-recogniser.onnx");
+        File.Copy(TestAssets.Assets.IdentityEmbedder, custom);
+        var model = Path.Combine(dir, "student.onnx");
+        using (var m = ExportParityTests.Prepared(SwapperArchitectures.Student(32)))
+            OnnxExporter.ExportToFile(m, model, new ExportOptions { Metadata = new Dictionary<string, string> { ["embedder"] = "custom-recogniser.onnx (sha256 0, insightface normalisation, arcface_112_v2)" } });
+        var options = new BenchOptions { ModelPath = model, DataDir = TinyDataset.Path, Split = "train", Pairs = 4, Runs = 50, Ort = new OrtSettings { IntraOpThreads = 2 } };
+
+        var bundled = SwapBench.Run(options, TestAssets.Assets);
+        Assert.NotNull(bundled.EmbedderMismatch);
+        Assert.Contains("custom-recogniser.onnx", bundled.EmbedderMismatch);
+        var trained = SwapBench.Run(options with { Embedder = custom, EmbedderNormalization = "insightface" }, TestAssets.Assets);
+        Assert.Null(trained.EmbedderMismatch);
+        // Another normalisation changes both the source embeddings and the measurement: identity cosine moves.
+        Assert.True(double.IsFinite(trained.Row.IdCosine));
+        Assert.NotEqual(bundled.Row.IdCosine, trained.Row.IdCosine, 4);
+    }
+
+    [Fact]
     public void Bench_WritesTheDocumentedColumnsWithSaneValues()
     {
         var dir = TestAssets.TempDir();
