@@ -71,10 +71,21 @@ public static class RunReport
         md.AppendLine("![quality vs latency](pareto_latency.png) ![quality vs size](pareto_size.png)");
         md.AppendLine();
         md.AppendLine("![losses](losses.png)");
-        foreach (var png in Directory.GetFiles(runDir, "sensitivity.png", SearchOption.AllDirectories).Concat(Directory.GetFiles(runDir, "prune_psnr_vs_macs.png", SearchOption.AllDirectories)))
-            md.AppendLine($"\n![{Path.GetFileNameWithoutExtension(png)}]({Path.GetRelativePath(dir, png)})");
-        var samples = Directory.GetFiles(runDir, "step-*.png", SearchOption.AllDirectories).GroupBy(f => Path.GetDirectoryName(Path.GetDirectoryName(f))).Select(g => g.Max()!);
-        foreach (var s in samples) md.AppendLine($"\n![samples]({Path.GetRelativePath(dir, s)})");
+        // The stages' plots and last sample grids are copied beside the report (named <stage>_<file>), so the report
+        // folder stands alone wherever it is copied (e.g. committed under docs/).
+        var fullDir = Path.GetFullPath(dir);
+        bool Outside(string f) => !Path.GetFullPath(f).StartsWith(fullDir + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        string Local(string png)
+        {
+            var stage = Path.GetRelativePath(runDir, png).Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)[0];
+            var name = $"{stage}_{Path.GetFileName(png)}";
+            File.Copy(png, Path.Combine(dir, name), overwrite: true);
+            return name;
+        }
+        foreach (var png in Directory.GetFiles(runDir, "sensitivity.png", SearchOption.AllDirectories).Concat(Directory.GetFiles(runDir, "prune_psnr_vs_macs.png", SearchOption.AllDirectories)).Where(Outside).Order(StringComparer.Ordinal))
+            md.AppendLine($"\n![{Path.GetFileNameWithoutExtension(png)}]({Local(png)})");
+        var samples = Directory.GetFiles(runDir, "step-*.png", SearchOption.AllDirectories).Where(Outside).GroupBy(f => Path.GetDirectoryName(Path.GetDirectoryName(f))).Select(g => g.Max()!).Order(StringComparer.Ordinal);
+        foreach (var s in samples) md.AppendLine($"\n![samples]({Local(s)})");
         var mdPath = Path.Combine(dir, "report.md");
         File.WriteAllText(mdPath + ".partial", md.ToString());
         File.Move(mdPath + ".partial", mdPath, overwrite: true);

@@ -154,6 +154,12 @@ public class RecipeTests
         var (md, csv) = RecipeRunner.Report(runner.RunDir, TestAssets.Assets, root);
         Assert.Equal(report, File.ReadAllLines(csv));
         Assert.Contains("Targets, teacher FP32", File.ReadAllText(md));
+        // The report folder stands alone: every image it shows lies inside it.
+        var elsewhere = RecipeRunner.Report(runner.RunDir, TestAssets.Assets, root, TestAssets.TempDir()).Markdown;
+        var images = System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(elsewhere), @"!\[[^\]]*\]\(([^)]+)\)").Select(m => m.Groups[1].Value).ToList();
+        Assert.Contains(images, i => i.Contains("prune_psnr_vs_macs"));
+        Assert.Contains(images, i => i.Contains("step-"));
+        Assert.All(images, i => Assert.True(!i.Contains("..") && File.Exists(Path.Combine(Path.GetDirectoryName(elsewhere)!, i)), i));
         var rows = Recommendation.Read(csv, "tiny");
         var best = Recommendation.Choose(rows, latencyMs: 1e6, sizeMb: null);
         Assert.Equal(rows.Max(r => r.PsnrDb), best.Choice!.PsnrDb);
