@@ -1,6 +1,4 @@
 using System.ComponentModel;
-using System.Diagnostics;
-using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Reporting;
 using FaceFusion.Compress.Runtime;
 using Spectre.Console;
@@ -39,54 +37,29 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        // Sessions take turns: without spinning, one session's idle threads do not steal the running one's cores.
         var ort = new OrtSettings { IntraOpThreads = settings.Threads, AllowSpinning = false };
-        var swappers = settings.Models.Select(m => new OrtSwapper(m, ort)).ToList();
-        try
-        {
-            int r = swappers[0].Resolution;
-            if (swappers.Any(s => s.Resolution != r)) throw new ArgumentException("all models must take the same resolution");
-            var rng = new Random(1);
-            var target = Enumerable.Range(0, 3 * r * r).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var source = IdentityEmbedder.Normalize(Enumerable.Range(0, 512).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray());
-            foreach (var s in swappers) for (int i = 0; i < 5; i++) s.Run(target, source, 1);
-            var times = swappers.Select(_ => new List<double>()).ToList();
-            for (int round = 0; round < settings.Rounds; round++)
-                for (int k = 0; k < swappers.Count; k++)
-                {
-                    var w = Stopwatch.StartNew();
-                    swappers[k].Run(target, source, 1);
-                    times[k].Add(w.Elapsed.TotalMilliseconds);
-                }
-            double reference = SwapBench.Percentile(times[0], 50);
-            var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds, {ort.EffectiveThreads} threads").AddColumns("model", "p50 ms", "p90 ms", "vs first");
-            for (int k = 0; k < swappers.Count; k++)
+        var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads);
+        double reference = times[0].P50Ms;
+        var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds, {ort.EffectiveThreads} threads").AddColumns("model", "p50 ms", "p90 ms", "vs first");
+        foreach (var t in times)
+            table.AddRow(Path.GetFileName(t.ModelPath), $"{t.P50Ms:0.00}", $"{t.P90Ms:0.00}", $"{t.P50Ms / reference:0.00}×");
+        AnsiConsole.Write(table);
+        if (settings.OpProfile)
+            foreach (var model in settings.Models)
             {
-                double p50 = SwapBench.Percentile(times[k], 50);
-                table.AddRow(Path.GetFileName(settings.Models[k]), $"{p50:0.00}", $"{SwapBench.Percentile(times[k], 90):0.00}", $"{p50 / reference:0.00}×");
+                var ops = OpProfiler.Profile(model, 30, ort);
+                var profile = new Table().Title($"{Path.GetFileName(model)}: kernel time per op type").AddColumns("op", "nodes", "ms/run", "share");
+                foreach (var op in ops.Take(12)) profile.AddRow(op.OpType, op.Nodes.ToString(), $"{op.MsPerRun:0.00}", $"{op.Share:P0}");
+                AnsiConsole.Write(profile);
             }
-            AnsiConsole.Write(table);
-            if (settings.OpProfile)
-                foreach (var model in settings.Models)
-                {
-                    var ops = OpProfiler.Profile(model, 30, ort);
-                    var profile = new Table().Title($"{Path.GetFileName(model)}: kernel time per op type").AddColumns("op", "nodes", "ms/run", "share");
-                    foreach (var op in ops.Take(12)) profile.AddRow(op.OpType, op.Nodes.ToString(), $"{op.MsPerRun:0.00}", $"{op.Share:P0}");
-                    AnsiConsole.Write(profile);
-                }
-            if (settings.NodeProfile > 0)
-                foreach (var model in settings.Models)
-                {
-                    var nodes = OpProfiler.ProfileNodes(model, 30, ort);
-                    var profile = new Table().Title($"{Path.GetFileName(model)}: {settings.NodeProfile} most expensive nodes").AddColumns("node", "op", "ms/run", "share");
-                    foreach (var n in nodes.Take(settings.NodeProfile)) profile.AddRow(Markup.Escape(n.Node), n.OpType, $"{n.MsPerRun:0.000}", $"{n.Share:P1}");
-                    AnsiConsole.Write(profile);
-                }
-        }
-        finally
-        {
-            foreach (var s in swappers) s.Dispose();
-        }
+        if (settings.NodeProfile > 0)
+            foreach (var model in settings.Models)
+            {
+                var nodes = OpProfiler.ProfileNodes(model, 30, ort);
+                var profile = new Table().Title($"{Path.GetFileName(model)}: {settings.NodeProfile} most expensive nodes").AddColumns("node", "op", "ms/run", "share");
+                foreach (var n in nodes.Take(settings.NodeProfile)) profile.AddRow(Markup.Escape(n.Node), n.OpType, $"{n.MsPerRun:0.000}", $"{n.Share:P1}");
+                AnsiConsole.Write(profile);
+            }
         return 0;
     }
 }

@@ -122,8 +122,11 @@ public static class QuantizationAware
         }
     }
 
-    /// <summary>The INT8 QDQ export of a simulated model: the exporter quantizes exactly what the simulator fake-quantizes.</summary>
-    public static ModelProto ExportInt8(GraphModule model, QuantSimulator simulator, string? description = null, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// The INT8 QDQ export of a simulated model: the exporter quantizes exactly what the simulator fake-quantizes.
+    /// <paramref name="resolution"/> exports the same weights and ranges at another input size (latency at 256 px).
+    /// </summary>
+    public static ModelProto ExportInt8(GraphModule model, QuantSimulator simulator, string? description = null, IReadOnlyDictionary<string, string>? metadata = null, int? resolution = null)
     {
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
@@ -132,7 +135,7 @@ public static class QuantizationAware
         };
         return OnnxExporter.Export(model, new ExportOptions
         {
-            Precision = ExportPrecision.Int8, Policy = simulator.Policy, ActivationParams = simulator.ActivationParams(), Metadata = meta,
+            Precision = ExportPrecision.Int8, Policy = simulator.Policy, ActivationParams = simulator.ActivationParams(), Metadata = meta, Resolution = resolution,
         });
     }
 }

@@ -126,6 +126,7 @@ public static class RecipeSchema
         {
             ["pairs"] = new("int", "64", "evaluation pairs"),
             ["split"] = new("string", "test", "evaluation split", ["train", "val", "test"]),
+            ["resolutions"] = new("int list", "(none)", "further input sizes (e.g. 256) at which every exported model is re-exported and timed in interleaved rounds: latency_by_resolution.csv and a speed-up target line per size"),
         },
         ["report"] = new Dictionary<string, Key>(),
     };
@@ -280,6 +281,8 @@ public static class RecipeParser
         "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : $"must be a number, got '{value}'",
         "bool" => bool.TryParse(value, out _) ? null : $"must be true or false, got '{value}'",
         "list" => value.Split(',').All(v => v.Trim().Length > 0) ? null : "must be a list",
+        "int list" => value.Split(',').All(v => int.TryParse(v.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 16 && n % 16 == 0)
+            ? null : $"must be a list of sizes that are multiples of 16 (e.g. 256), got '{value}'",
         _ => string.IsNullOrWhiteSpace(value) ? "must not be empty" : null,
     };
 }

@@ -53,6 +53,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     private readonly Dictionary<string, string> _checkpoints = new();   // label → checkpoint folder
     private readonly List<(string Label, string Onnx, string? Reference)> _exports = [];
     private readonly List<(string Label, BenchRow Row)> _bench = [];
+    private readonly List<ResolutionLatencyRow> _latencyByResolution = [];
 
     /// <summary>The plan with estimated params and MACs after each stage; does no work.</summary>
     public List<string> Plan()
@@ -180,7 +181,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         if (runner._bench.Count == 0) throw new InvalidDataException($"{runDir}: no finished bench stage to report on");
         var dir = outputDir ?? Path.Combine(runDir, "report");
         Directory.CreateDirectory(dir);
-        return RunReport.Write(dir, runDir, recipe, runner._bench);
+        return RunReport.Write(dir, runDir, recipe, runner._bench, runner._latencyByResolution);
     }
 
     /// <summary>Re-establishes what a finished stage contributes to later ones from its recorded outputs.</summary>
@@ -203,6 +204,12 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     _exports.Add((label, path, record.Outputs.GetValueOrDefault($"reference:{label}")));
             }
         }
+        if (stage.Kind == "bench" && record.Outputs.TryGetValue("latency:csv", out var latencyPath))
+        {
+            using var reader = CsvHelper.CsvReader.FromFile(latencyPath);
+            _latencyByResolution.Clear();
+            _latencyByResolution.AddRange(reader.GetRecords<ResolutionLatencyRow>());
+        }
         if (stage.Kind == "bench")
             foreach (var (key, path) in record.Outputs.Where(o => o.Key.StartsWith("bench:")))
             {
@@ -214,6 +221,43 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     if (row is not null && _bench.All(b => b.Label != e.Label)) _bench.Add((e.Label, row));
                 }
             }
+    }
+
+    /// <summary>
+    /// Re-exports every FP32 and INT8 model of the run at <paramref name="size"/> px (same weights; INT8 with its
+    /// calibrated ranges) and times them in interleaved rounds: the latency targets hold at 256 px too, not only at
+    /// the training size. FP16 exports are skipped (they are for GPU providers).
+    /// </summary>
+    private List<ResolutionLatencyRow> LatencyAt(int size, string dir, Action<string>? log)
+    {
+        log?.Invoke($"  latency at {size} px");
+        Directory.CreateDirectory(dir);
+        var models = new List<(string Label, string Precision, string Path)>();
+        foreach (var (label, _, reference) in _exports.Where(e => !e.Label.EndsWith("-fp16")))
+        {
+            if (reference is null) continue;
+            var path = Path.Combine(dir, $"{label}.onnx");
+            if (QuantizationAware.IsQuantized(reference))
+            {
+                var (model, simulator) = QuantizationAware.Load(reference);
+                using (model) using (simulator) File.WriteAllBytes(path, QuantizationAware.ExportInt8(model, simulator, resolution: size).ToByteArray());
+                models.Add((label, "int8", path));
+            }
+            else
+            {
+                using var model = Checkpoint.Load(reference);
+                model.eval();
+                OnnxExporter.ExportToFile(model, path, new ExportOptions { Resolution = size });
+                models.Add((label, "fp32", path));
+            }
+        }
+        var times = InterleavedLatency.Measure(models.Select(m => m.Path).ToList(), rounds: 30);
+        double? teacher = models.FindIndex(m => m.Label == "teacher") is var t && t >= 0 ? times[t].P50Ms : null;
+        return models.Select((m, k) => new ResolutionLatencyRow
+        {
+            Resolution = size, Stage = m.Label, Precision = m.Precision, P50Ms = times[k].P50Ms, P90Ms = times[k].P90Ms,
+            SpeedupVsTeacher = teacher / times[k].P50Ms,
+        }).ToList();
     }
 
     private Dictionary<string, string> RunStage(RecipeStage stage, string dir, Action<string>? log)
@@ -381,11 +425,21 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     BenchReport.Write(dir, result);
                 }
                 outputs["bench:csv"] = Path.Combine(dir, BenchReport.BenchCsv);
+                var sizes = stage.GetList("resolutions").Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).Where(v => v != recipe.Resolution).Distinct().ToList();
+                if (sizes.Count > 0)
+                {
+                    var latencyCsv = Path.Combine(dir, "latency_by_resolution.csv");
+                    var rows = sizes.SelectMany(size => LatencyAt(size, Path.Combine(dir, $"latency-{size}"), log)).ToList();
+                    File.Delete(latencyCsv);
+                    CsvAppend.Append(latencyCsv + ".partial", rows);
+                    File.Move(latencyCsv + ".partial", latencyCsv, overwrite: true);
+                    outputs["latency:csv"] = latencyCsv;
+                }
                 break;
             }
             case "report":
             {
-                var (md, csv) = RunReport.Write(dir, RunDir, recipe, _bench);
+                var (md, csv) = RunReport.Write(dir, RunDir, recipe, _bench, _latencyByResolution);
                 outputs["report:md"] = md;
                 outputs["report:csv"] = csv;
                 break;

@@ -12,8 +12,14 @@ public static class RunReport
 
     private static readonly string[] Order = ["teacher", "trained", "pruned", "distilled", "int8-ptq", "int8"];
 
-    public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> unordered)
+    /// <summary>
+    /// Writes report.md, report.csv and the plots to <paramref name="dir"/>; <paramref name="latencyByResolution"/>
+    /// (the bench stage's `resolutions`) adds a latency table and a speed-up target line per further input size.
+    /// </summary>
+    public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> unordered,
+        IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null)
     {
+        latencyByResolution ??= [];
         // teacher → pruned → distilled → INT8, then anything else in run order.
         var rows = unordered.OrderBy(r => Array.IndexOf(Order, r.Label.Replace("-fp16", "")) is var i && i >= 0 ? i : Order.Length).ThenBy(r => r.Label.EndsWith("-fp16")).ToList();
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
@@ -67,7 +73,17 @@ public static class RunReport
         foreach (var (label, r) in rows)
             md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} |");
         md.AppendLine();
-        foreach (var line in Targets(rows)) md.AppendLine(line);
+        foreach (var line in Targets(rows, latencyByResolution)) md.AppendLine(line);
+        if (latencyByResolution.Count > 0)
+        {
+            md.AppendLine("Latency at further input sizes (every model re-exported at that size, timed in interleaved rounds, batch 1):");
+            md.AppendLine();
+            md.AppendLine("| px | stage | precision | p50 ms | p90 ms | teacher p50 / p50 |");
+            md.AppendLine("|---|---|---|---|---|---|");
+            foreach (var l in latencyByResolution)
+                md.AppendLine($"| {l.Resolution} | {l.Stage} | {l.Precision} | {F(l.P50Ms, "0.00")} | {F(l.P90Ms, "0.00")} | {F(l.SpeedupVsTeacher, "0.00")}{(l.SpeedupVsTeacher is null ? "" : "×")} |");
+            md.AppendLine();
+        }
         md.AppendLine("![quality vs latency](pareto_latency.png) ![quality vs size](pareto_size.png)");
         md.AppendLine();
         md.AppendLine("![losses](losses.png)");
@@ -96,7 +112,7 @@ public static class RunReport
     /// The closed loop's targets (issue "Recipes"), teacher FP32 against the final INT8 model: file ≤ 10 %, p50
     /// speed-up ≥ 5×, PSNR drop ≤ 1.0 dB, identity-cosine drop ≤ 0.02 — each with its value and whether it is met.
     /// </summary>
-    public static List<string> Targets(IReadOnlyList<(string Label, BenchRow Row)> rows)
+    public static List<string> Targets(IReadOnlyList<(string Label, BenchRow Row)> rows, IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null)
     {
         var teacher = rows.FirstOrDefault(r => r.Label == "teacher").Row;
         var int8 = rows.LastOrDefault(r => r.Label == "int8").Row ?? rows.LastOrDefault(r => r.Row.Precision == "int8").Row;
@@ -111,7 +127,9 @@ public static class RunReport
             $"Targets, teacher FP32 → {int8.Model} (INT8), on this run's bench:",
             "",
             string.Create(CultureInfo.InvariantCulture, $"- file size {size:P1} of the teacher's (target ≤ 10 %): {Mark(size <= 0.10)}"),
-            string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {speedup:0.00}× (target ≥ 5×): {Mark(speedup >= 5)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {speedup:0.00}× at {int8.Resolution} px (target ≥ 5×): {Mark(speedup >= 5)}"),
+            .. (latencyByResolution ?? []).Where(l => l.Stage == rows.Last(r => r.Row == int8).Label && l.SpeedupVsTeacher is not null)
+                .Select(l => string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {l.SpeedupVsTeacher:0.00}× at {l.Resolution} px (target ≥ 5×): {Mark(l.SpeedupVsTeacher >= 5)}")),
             string.Create(CultureInfo.InvariantCulture, $"- PSNR drop {psnrDrop:0.00} dB (target ≤ 1.0 dB): {Mark(psnrDrop <= 1.0)}"),
             string.Create(CultureInfo.InvariantCulture, $"- identity-cosine drop {idDrop:0.000} (target ≤ 0.02): {Mark(idDrop <= 0.02)}"),
             "",

@@ -55,6 +55,21 @@ public sealed partial class ThroughputRow
     [CsvColumn("p50_ms")] public double P50Ms { get; set; }
 }
 
+/// <summary>
+/// One row of a recipe bench's `latency_by_resolution.csv`: a run's exported model re-exported at another input size
+/// and timed in interleaved rounds with the others at that size.
+/// </summary>
+[CsvRecord]
+public sealed partial class ResolutionLatencyRow
+{
+    [CsvColumn("resolution")] public int Resolution { get; set; }
+    [CsvColumn("stage")] public string Stage { get; set; } = "";
+    [CsvColumn("precision")] public string Precision { get; set; } = "";
+    [CsvColumn("p50_ms")] public double P50Ms { get; set; }
+    [CsvColumn("p90_ms")] public double P90Ms { get; set; }
+    [CsvColumn("speedup_vs_teacher")] public double? SpeedupVsTeacher { get; set; }
+}
+
 /// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>
 [CsvRecord]
 public sealed partial class SliceRow

@@ -39,7 +39,7 @@ public class RecipeTests
     public void EveryDocumentedKey_RoundTrips()
     {
         var lines = new List<string> { "name: all", "data: d", "resolution: 64", "seed: 3", "teacher: t", "stages:" };
-        var sample = new Dictionary<string, string> { ["int"] = "7", ["double"] = "0.25", ["bool"] = "false", ["list"] = "0.1,0.5", ["string"] = "0.5", ["path"] = "x/y.yaml" };
+        var sample = new Dictionary<string, string> { ["int"] = "7", ["double"] = "0.25", ["bool"] = "false", ["list"] = "0.1,0.5", ["int list"] = "256,512", ["string"] = "0.5", ["path"] = "x/y.yaml" };
         foreach (var (kind, keys) in RecipeSchema.Stages)
         {
             lines.Add($"  - stage: {kind}");
@@ -127,6 +127,7 @@ public class RecipeTests
               - stage: bench
                 pairs: 2
                 split: train
+                resolutions: [64]
               - stage: report
             """);
         var recipe = RecipeParser.Load(path);
@@ -145,6 +146,16 @@ public class RecipeTests
         Assert.Contains("int8-ptq", stages);
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "04-qat", "quant_sqnr.csv")));
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
+        // Every FP32 and INT8 model re-exported at 64 px and timed there; the report states the 64-px speed-up.
+        var latency = File.ReadAllLines(Path.Combine(runner.RunDir, "06-bench", "latency_by_resolution.csv"));
+        Assert.Equal("resolution,stage,precision,p50_ms,p90_ms,speedup_vs_teacher", latency[0]);
+        var latencyRows = latency.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(stages.Order(), latencyRows.Select(r => r[1]).Order());
+        Assert.All(latencyRows, r => Assert.Equal("64", r[0]));
+        Assert.Contains(latencyRows, r => r[1] == "int8" && r[2] == "int8");
+        Assert.Equal("1", latencyRows.Single(r => r[1] == "teacher")[5]);
+        using (var at64 = new FaceFusion.Compress.Runtime.OrtSwapper(Path.Combine(runner.RunDir, "06-bench", "latency-64", "int8.onnx"))) Assert.Equal(64, at64.Resolution);
+        Assert.Contains("speed-up", File.ReadAllLines(Path.Combine(runner.RunDir, "07-report", "report.md")).Single(l => l.Contains("at 64 px (target")));
 
         var log = new List<string>();
         new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
