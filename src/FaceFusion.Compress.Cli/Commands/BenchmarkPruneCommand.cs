@@ -55,7 +55,7 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         public string? Dataset { get; init; }
 
         [CommandOption("-o|--output <DIR>")]
-        [Description("Folder for prune_benchmark.csv and each criterion's pruned model. Default artifacts/prune-benchmark.")]
+        [Description("Folder for prune_benchmark.csv, each criterion's pruned model and ONNX, and its progress (re-running the same command continues an interrupted benchmark). Default artifacts/prune-benchmark.")]
         public string? Output { get; init; }
 
         public override ValidationResult Validate() =>
@@ -82,7 +82,7 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         };
         var output = Path.GetFullPath(settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "prune-benchmark"));
         var rows = PruneBenchmark.Run(model, options, criteria, identity, new Progress<string>(line => AnsiConsole.WriteLine("  " + line)),
-            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split);
+            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split, workDir: output);
         var csv = PruneBenchmark.Write(output, rows);
         string P(double v) => double.IsFinite(v) ? v.ToString("P1", CultureInfo.InvariantCulture) : "—";
         var table = new Table().Title($"pruning {Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Model))} to {target} ({settings.Finetune} fine-tuning steps a step), {settings.Split} split")

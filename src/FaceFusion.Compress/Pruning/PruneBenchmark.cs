@@ -1,5 +1,7 @@
 using System.Globalization;
 using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Export;
+using FaceFusion.Compress.Reporting;
 using FaceFusion.Compress.Models.Graph;
 using FaceFusion.Compress.Models.Networks;
 using FaceFusion.Compress.Training;
@@ -25,8 +27,14 @@ public static class PruneBenchmark
     public static readonly string[] Columns =
         ["criterion", "params", "macs", "p50_ms", "test_psnr_db", "psnr_drop_db", "param_reduction", "mac_reduction", "latency_reduction", "latency_per_mac", "outcome"];
 
+    /// <summary>
+    /// Prunes <paramref name="model"/> once per criterion and measures each result. With <paramref name="workDir"/>,
+    /// each criterion keeps its progress in <c>workDir/&lt;criterion&gt;.progress</c>: an interrupted benchmark run again
+    /// with the same options continues after the last accepted step, and finished criteria are not pruned again.
+    /// Latency is measured at the end for all models together in interleaved rounds (fair under background load).
+    /// </summary>
     public static List<PruneBenchmarkRow> Run(GraphModule model, PruneOptions options, IReadOnlyList<ImportanceCriterion> criteria, IdentityNetwork identity,
-        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test)
+        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test, string? workDir = null)
     {
         int resolution = model.Graph.Resolution;
         using var test = new FaceSwapData(options.DataDir, split, resolution);
@@ -34,25 +42,50 @@ public static class PruneBenchmark
         model.eval();
         var baseline = ModelSummary.Of(model.Graph, resolution);
         double baselinePsnr = IterativePruner.ValPsnr(model, test, targets);
-        double baselineP50 = IterativePruner.LatencyMs(model);
-        var rows = new List<PruneBenchmarkRow> { new("unpruned", baseline.Params, baseline.Macs, baselineP50, baselinePsnr, 0, 0, 0, 0, "baseline") };
-        progress?.Report(string.Create(CultureInfo.InvariantCulture, $"unpruned: {baseline.Params} params, {baseline.Macs} MACs, p50 {baselineP50:0.00} ms, test PSNR {baselinePsnr:0.00} dB"));
-        foreach (var criterion in criteria)
+        var onnxDir = workDir ?? Path.Combine(Path.GetTempPath(), $"ffc-prune-benchmark-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(onnxDir);
+        try
         {
-            var pruner = new IterativePruner(options with { Criterion = criterion, MaxPsnrDropDb = double.PositiveInfinity }, identity);
-            var (pruned, _, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{criterion}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
-            using (pruned)
+            var onnx = new List<string> { Path.Combine(onnxDir, "unpruned.onnx") };
+            OnnxExporter.ExportToFile(model, onnx[0]);
+            progress?.Report(string.Create(CultureInfo.InvariantCulture, $"unpruned: {baseline.Params} params, {baseline.Macs} MACs, {split} PSNR {baselinePsnr:0.00} dB"));
+            var measured = new List<(string Name, ModelSummary Summary, double Psnr, string Outcome)>();
+            foreach (var criterion in criteria)
             {
-                pruned.eval();
-                var summary = ModelSummary.Of(pruned.Graph, resolution);
-                double psnr = IterativePruner.ValPsnr(pruned, test, targets);
-                double p50 = IterativePruner.LatencyMs(pruned);
-                rows.Add(new PruneBenchmarkRow(criterion.ToString().ToLowerInvariant(), summary.Params, summary.Macs, p50, psnr, baselinePsnr - psnr,
-                    1 - (double)summary.Params / baseline.Params, 1 - (double)summary.Macs / baseline.Macs, 1 - p50 / baselineP50, outcome));
-                keep?.Invoke(criterion, pruned);
+                var name = criterion.ToString().ToLowerInvariant();
+                var criterionOptions = options with
+                {
+                    Criterion = criterion, MaxPsnrDropDb = double.PositiveInfinity,
+                    ProgressDir = workDir is null ? null : Path.Combine(workDir, $"{name}.progress"),
+                };
+                var pruner = new IterativePruner(criterionOptions, identity);
+                var (pruned, _, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{name}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
+                using (pruned)
+                {
+                    pruned.eval();
+                    measured.Add((name, ModelSummary.Of(pruned.Graph, resolution), IterativePruner.ValPsnr(pruned, test, targets), outcome));
+                    onnx.Add(Path.Combine(onnxDir, $"{name}.onnx"));
+                    OnnxExporter.ExportToFile(pruned, onnx[^1]);
+                    keep?.Invoke(criterion, pruned);
+                }
             }
+            progress?.Report("latency: all models in interleaved rounds");
+            var times = InterleavedLatency.Measure(onnx, rounds: 60);
+            double baselineP50 = times[0].P50Ms;
+            var rows = new List<PruneBenchmarkRow> { new("unpruned", baseline.Params, baseline.Macs, baselineP50, baselinePsnr, 0, 0, 0, 0, "baseline") };
+            for (int i = 0; i < measured.Count; i++)
+            {
+                var (name, summary, psnr, outcome) = measured[i];
+                double p50 = times[i + 1].P50Ms;
+                rows.Add(new PruneBenchmarkRow(name, summary.Params, summary.Macs, p50, psnr, baselinePsnr - psnr,
+                    1 - (double)summary.Params / baseline.Params, 1 - (double)summary.Macs / baseline.Macs, 1 - p50 / baselineP50, outcome));
+            }
+            return rows;
         }
-        return rows;
+        finally
+        {
+            if (workDir is null && Directory.Exists(onnxDir)) Directory.Delete(onnxDir, true);
+        }
     }
 
     /// <summary>Writes `prune_benchmark.csv` (<see cref="Columns"/>); returns its path.</summary>

@@ -30,7 +30,20 @@ public class PruneBenchmarkTests
             Assert.True(long.Parse(line.Split(',')[2]) <= 0.85 * macs, line);
         Assert.Contains("latency/MAC", text);
         // Each criterion's pruned model is kept and reloads on its own.
-        using var taylor = Checkpoint.Load(Path.Combine(output, "taylor"));
-        Assert.True(ModelSummary.Of(taylor.Graph, 32).Macs <= 0.85 * macs);
+        using (var taylor = Checkpoint.Load(Path.Combine(output, "taylor")))
+            Assert.True(ModelSummary.Of(taylor.Graph, 32).Macs <= 0.85 * macs);
+        Assert.True(File.Exists(Path.Combine(output, "taylor.onnx")));
+
+        // Run again: finished criteria continue from their saved progress (nothing pruned or fine-tuned again) and
+        // give the same models and quality; only latency is measured anew.
+        var progress = Path.Combine(output, "taylor.progress", "progress.json");
+        Assert.True(File.Exists(progress), progress);
+        var written = File.GetLastWriteTimeUtc(progress);
+        var (again, againText) = CliTests.Ffc("benchmark", "prune", teacher, "--target-macs", "0.85", "--criteria", "taylor,random", "--finetune", "1",
+            "--split", "val", "--eval-pairs", "4", "--train-limit", "8", "--dataset", TinyDataset.Path, "-o", output);
+        Assert.True(again == 0, againText);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(progress));
+        string Quality(string line) { var f = line.Split(','); return string.Join(',', f[0], f[1], f[2], f[4]); }
+        Assert.Equal(lines.Skip(1).Select(Quality), File.ReadAllLines(Path.Combine(output, "prune_benchmark.csv")).Skip(1).Select(Quality));
     }
 }
