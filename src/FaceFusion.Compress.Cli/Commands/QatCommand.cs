@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Quantization;
 using FaceFusion.Compress.Training;
@@ -141,6 +142,14 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
             AnsiConsole.MarkupLineInterpolated($"parity ONNX Runtime INT8 vs TorchSharp fake-quant: {parity:0.0} dB PSNR {(parity >= 35 ? "(≥ 35 dB)" : "[red](below 35 dB)[/]")}");
             AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels, {kernels.FloatConvs} float convs");
             AnsiConsole.MarkupLineInterpolated($"worst SQNR: {string.Join(", ", sqnr.Take(5).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))} (all in {sqnrCsv})");
+            // QAT keeps training, so the fair FP32 reference is the same trained weights without quantization.
+            var (floatPsnr, int8Psnr) = QuantAnalysis.FloatVsInt8(model, Workspace.Resolve(data), config.EvalSplit);
+            var sameWeights = Path.Combine(trainer.OutputDir, "model-fp32.onnx");
+            model.Quantization = null;
+            OnnxExporter.ExportToFile(model, sameWeights, new ExportOptions { Metadata = new Dictionary<string, string> { ["source_checkpoint"] = trainer.ModelDir } });
+            model.Quantization = simulator;
+            double drop = floatPsnr - int8Psnr;
+            AnsiConsole.MarkupLineInterpolated($"same weights on {config.EvalSplit}: float {floatPsnr:0.00} dB, INT8 (simulated) {int8Psnr:0.00} dB, drop {drop:0.00} dB {(drop <= 0.3 ? "(≤ 0.3 dB)" : "(above 0.3 dB)")}; float export {sameWeights} (ffc bench MODEL-int8 --baseline it)");
         }
         return 0;
     }

@@ -123,6 +123,32 @@ public static class QuantAnalysis
         }
     }
 
+    /// <summary>
+    /// Same-identity PSNR of one set of weights in float (simulator detached) and in simulated INT8 (its simulator):
+    /// the fair "same model in FP32" comparison after QAT, which also keeps training and so moves the float model too.
+    /// </summary>
+    public static (double FloatPsnr, double Int8Psnr) FloatVsInt8(GraphModule model, string dataDir, string split = Splits.Val, int faces = 64, int seed = 1)
+    {
+        var simulator = model.Quantization ?? throw new InvalidOperationException($"{model.Graph.Name}: no quantization simulator attached");
+        model.eval();
+        using var data = new FaceSwapData(dataDir, split, model.Graph.Resolution);
+        var evalFaces = Faces(data, faces, seed);
+        try
+        {
+            model.Quantization = null;
+            var (floatPsnr, floatOutputs) = Evaluate(model, data, evalFaces);
+            foreach (var o in floatOutputs) o.Dispose();
+            model.Quantization = simulator;
+            var (int8Psnr, int8Outputs) = Evaluate(model, data, evalFaces);
+            foreach (var o in int8Outputs) o.Dispose();
+            return (floatPsnr, int8Psnr);
+        }
+        finally
+        {
+            model.Quantization = simulator;
+        }
+    }
+
     /// <summary>The convs the sensitivity mode keeps float: the <paramref name="keep"/> worst, plus any whose drop exceeds <paramref name="thresholdDb"/> (when > 0).</summary>
     public static HashSet<string> KeepWorst(IReadOnlyList<QuantSensitivityRow> rows, int keep, double thresholdDb) =>
         rows.OrderByDescending(r => r.PsnrDropDb).Take(Math.Max(0, keep))

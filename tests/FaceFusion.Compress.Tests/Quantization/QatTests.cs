@@ -251,6 +251,11 @@ public class QatTests
         Assert.True(File.Exists(Path.Combine(output, "model-int8.onnx")));
         Assert.Equal("node,op,sqnr_db", File.ReadLines(Path.Combine(output, "quant_sqnr.csv")).First());
         Assert.True(QuantizationAware.IsQuantized(Path.Combine(output, "model")));
+        // The fair FP32 reference: the same trained weights exported without quantization, and both PSNRs printed.
+        Assert.Matches(@"same weights on val: float \d+\.\d\d dB, INT8 \(simulated\) \d+\.\d\d dB", text);
+        var sameWeights = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(output, "model-fp32.onnx")));
+        Assert.DoesNotContain(sameWeights.Graph.Node, n => n.OpType is "QuantizeLinear" or "DequantizeLinear");
+        Assert.Contains(sameWeights.Graph.Node, n => n.OpType == "Conv");
 
         // A QAT model cannot be quantized again; a missing model and a bad option name their cause; nothing is written.
         var (again, againText) = Tests.Cli.CliTests.Ffc("qat", Path.Combine(output, "model"), "--steps", "1", "-o", Path.Combine(root, "again"));
