@@ -7,6 +7,12 @@ public sealed record SelectionOptions
     public double StepFraction { get; init; } = 0.10;
     /// <summary>No group goes below this many channels.</summary>
     public int MinChannels { get; init; } = 8;
+    /// <summary>
+    /// Channel granularity: a group at least this large loses channels in blocks that keep its size a multiple of it
+    /// (x86 CPU kernels block channels by 8 with AVX2, 16 with AVX-512; a 16-channel stem cut to 15 made the pruned
+    /// student slower than the unpruned one). Smaller groups lose single channels. 1: single channels everywhere.
+    /// </summary>
+    public int ChannelMultiple { get; init; } = 8;
     /// <summary>Groups whose producers or members include any of these node names are left alone.</summary>
     public IReadOnlySet<string> Skip { get; init; } = new HashSet<string>();
 }
@@ -14,9 +20,10 @@ public sealed record SelectionOptions
 /// <summary>
 /// Chooses which channels one pruning step removes. Importance is normalised per group (divided by the group's
 /// mean) so groups compare fairly; removal then proceeds by candidates in increasing normalised importance: for a
-/// group that stays at ≥ 16 channels a candidate is its 8 least important channels (so sizes stay multiples of 8,
-/// which CPU kernels favour; the first block of a group whose size is not a multiple of 8 is the remainder), below
-/// that single channels, never below <see cref="SelectionOptions.MinChannels"/>. The step stops at its budget.
+/// group of at least <see cref="SelectionOptions.ChannelMultiple"/> (8) channels a candidate is its 8 least important
+/// channels (so sizes stay multiples of 8, which CPU kernels need to stay fast; the first block of a group whose size
+/// is not a multiple of 8 is the remainder), for smaller groups single channels, never below
+/// <see cref="SelectionOptions.MinChannels"/>. The step stops at its budget.
 /// </summary>
 public static class ChannelSelector
 {
@@ -39,9 +46,8 @@ public static class ChannelSelector
             foreach (var g in groups)
             {
                 int size = g.Size - removed[g.Id];
-                int count = size >= 24 ? (size % 8 == 0 ? 8 : size % 8)
-                    : size > 16 ? size - 16
-                    : size > options.MinChannels ? 1 : 0;
+                int multiple = Math.Max(1, options.ChannelMultiple);
+                int count = size >= multiple ? (size % multiple == 0 ? multiple : size % multiple) : 1;
                 if (count == 0 || size - count < options.MinChannels || used + count > budget) continue;
                 double score = order[g.Id].Skip(removed[g.Id]).Take(count).Average(p => p.Score);
                 if (best is null || score < best.Value.Score) best = (g.Id, count, score);

@@ -80,6 +80,7 @@ public static class RecipeSchema
             ["finetune_steps"] = new("int", "50", "fine-tuning steps after each pruning step"),
             ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
             ["min_channels"] = new("int", "8", "smallest group size"),
+            ["channel_multiple"] = new("int", "8", "groups of at least this many channels keep sizes that are multiples of it (1: single channels)"),
             ["distill"] = new("bool", "true", "distil from the unpruned model while fine-tuning"),
             ["train_limit"] = new("int", "(all)", "train faces used"),
         },

@@ -28,12 +28,33 @@ public class IterativePruningTests
             var g = analysis.Group(id);
             int newSize = g.Size - channels.Length;
             Assert.True(newSize >= 8);
-            if (newSize >= 16 && g.Size % 8 == 0) Assert.Equal(0, newSize % 8);
+            if (g.Size % 8 == 0) Assert.Equal(0, newSize % 8); // 16 → 15 would leave the CPU's 8-channel blocks
             Assert.DoesNotContain("enc4_conv", g.Producers);
             // The least important channels go first.
             var kept = Enumerable.Range(0, g.Size).Except(channels).ToArray();
             Assert.True(channels.Max(c => importance[id][c] / importance[id].Average()) <= kept.Max(c => importance[id][c] / importance[id].Average()));
         }
+    }
+
+    [Fact]
+    public void Selection_KeepsSmallGroupsOnTheChannelBlocks_UnlessToldOtherwise()
+    {
+        // A 16-channel group whose first channel is by far the least important: with blocks of 8 it may lose 8 or
+        // none, never just that one; with single-channel granularity it loses exactly that one.
+        var g = new GraphBuilder("small", 16);
+        var x = g.ImageInput("image", 3);
+        var c1 = g.Conv("c1", x, 16, kernel: 3);
+        g.Output("out", g.Conv("c2", c1, 3, kernel: 1));
+        var analysis = new ChannelAnalysis(g.Build());
+        var group = analysis.Groups.Single(gr => gr.Prunable);
+        var importance = new Dictionary<int, double[]> { [group.Id] = Enumerable.Range(0, 16).Select(i => i == 0 ? 0.001 : 1.0).ToArray() };
+        var blocks = ChannelSelector.Select(analysis, importance, new SelectionOptions { StepFraction = 0.1, MinChannels = 8 });
+        Assert.Empty(blocks); // 10 % of 16 channels is 1: a block of 8 does not fit the step
+        var blocksBigStep = ChannelSelector.Select(analysis, importance, new SelectionOptions { StepFraction = 0.5, MinChannels = 8 });
+        Assert.Equal(8, blocksBigStep[group.Id].Length);
+        Assert.Contains(0, blocksBigStep[group.Id]);
+        var single = ChannelSelector.Select(analysis, importance, new SelectionOptions { StepFraction = 0.1, MinChannels = 8, ChannelMultiple = 1 });
+        Assert.Equal([0], single[group.Id]);
     }
 
     [Fact]
