@@ -26,6 +26,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Where runs go (default artifacts/ in the repository): the run folder is DIR/<name>[[-<profile>]].")]
         public string? Artifacts { get; init; }
 
+        [CommandOption("--rerun <STAGE>")]
+        [Description("Run this finished stage (folder name such as 02-prune, or a kind: its first stage) again from scratch, and every stage after it.")]
+        public string? Rerun { get; init; }
+
         [CommandOption("--dry-run")]
         [Description("Validate and print the plan with estimated params/MACs; do no work.")]
         public bool DryRun { get; init; }
@@ -47,7 +51,16 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
             foreach (var line in runner.Plan()) AnsiConsole.WriteLine("  " + line);
             return 0;
         }
-        var records = runner.Run(line => AnsiConsole.WriteLine(line));
+        if (settings.Rerun is not null)
+        {
+            try { runner.StageIndex(settings.Rerun); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 2;
+            }
+        }
+        var records = runner.Run(line => AnsiConsole.WriteLine(line), settings.Rerun);
         var table = new Table().Title($"run {runner.RunDir}").AddColumns("stage", "status", "seconds");
         foreach (var r in records) table.AddRow(r.Name, r.Status, r.Seconds.ToString("0"));
         AnsiConsole.Write(table);
