@@ -150,6 +150,17 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             else
             {
                 log?.Invoke($"{name}: running");
+                // An earlier stage ran in this invocation: this stage's checkpoints (if any) were made from other
+                // inputs and must not be resumed. Only a stage whose inputs are unchanged continues where it stopped.
+                if (upstreamRan && Directory.Exists(dir)) Directory.Delete(dir, true);
+                // Whatever later stages left belongs to this stage's old outputs; cleared now, so that a failure in
+                // this run cannot leave them to be resumed by the next one.
+                for (int j = i + 1; j < recipe.Stages.Count; j++)
+                {
+                    var later = $"{j + 1:D2}-{recipe.Stages[j].Kind}";
+                    if (Directory.Exists(Path.Combine(RunDir, later))) Directory.Delete(Path.Combine(RunDir, later), true);
+                    records = records.Where(r => r.Name != later).ToList();
+                }
                 upstreamRan = true; // later stages read this one's outputs: they run again too
                 record.Status = "running";
                 manifest.Stages = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();

@@ -200,10 +200,16 @@ public class RecipeTests
         new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
         Assert.Equal(2, log.Count(l => l.Contains("skipped")));
         File.WriteAllText(path, Recipe(3));
+        // Anything a later stage left (checkpoints of a training stage) belongs to the old inputs: it must not be resumed.
+        var runDir = new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).RunDir;
+        var stale = Path.Combine(runDir, "02-export", "checkpoints", "latest");
+        Directory.CreateDirectory(Path.GetDirectoryName(stale)!);
+        File.WriteAllText(stale, "step-000100");
         log.Clear();
         new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
         Assert.Contains(log, l => l.StartsWith("01-ptq: parameters changed"));
         Assert.DoesNotContain(log, l => l.Contains("skipped")); // export read the old ptq's outputs: it runs again too
+        Assert.False(File.Exists(stale));
 
         // --rerun: a finished stage (by folder name or kind) runs again from scratch, earlier ones are skipped.
         log.Clear();
