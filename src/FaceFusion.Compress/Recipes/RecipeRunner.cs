@@ -127,19 +127,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             var dir = Path.Combine(RunDir, name);
             var record = records.FirstOrDefault(r => r.Name == name) ?? new StageRecord { Name = name };
             var parametersHash = ParametersHash(stage);
-            if (record.ParametersHash is not null && record.ParametersHash != parametersHash)
+            bool changed = record.ParametersHash is not null && record.ParametersHash != parametersHash;
+            if (changed || i == rerunIndex)
             {
-                // Changed parameters: the old outputs and checkpoints belong to another configuration.
-                log?.Invoke($"{name}: parameters changed since the last run; starting it again");
+                // Changed parameters or --rerun: the old outputs and checkpoints belong to another configuration.
+                log?.Invoke(changed ? $"{name}: parameters changed since the last run; starting it again" : $"{name}: run again from scratch (--rerun)");
                 if (Directory.Exists(dir)) Directory.Delete(dir, true);
                 record = new StageRecord { Name = name };
-            }
-            if (i == rerunIndex)
-            {
-                log?.Invoke($"{name}: run again from scratch (--rerun)");
-                if (Directory.Exists(dir)) Directory.Delete(dir, true);
-                record = new StageRecord { Name = name };
-                upstreamRan = true;
+                upstreamRan |= i == rerunIndex;
             }
             record.ParametersHash = parametersHash;
             if (!upstreamRan && record.Status == "done" && record.Outputs.All(o => (File.Exists(o.Value) || Directory.Exists(o.Value)) && (!record.Hashes.TryGetValue(o.Key, out var h) || h == Sha256Path(o.Value))))
@@ -150,11 +145,9 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             else
             {
                 log?.Invoke($"{name}: running");
-                // An earlier stage ran in this invocation: this stage's checkpoints (if any) were made from other
-                // inputs and must not be resumed. Only a stage whose inputs are unchanged continues where it stopped.
-                if (upstreamRan && Directory.Exists(dir)) Directory.Delete(dir, true);
-                // Whatever later stages left belongs to this stage's old outputs; cleared now, so that a failure in
-                // this run cannot leave them to be resumed by the next one.
+                // Whatever later stages left (checkpoints included) belongs to this stage's old outputs: cleared now, so
+                // that neither they nor a failure in this run can leave them to be resumed. Only a stage whose inputs
+                // are unchanged continues where it stopped.
                 for (int j = i + 1; j < recipe.Stages.Count; j++)
                 {
                     var later = $"{j + 1:D2}-{recipe.Stages[j].Kind}";
