@@ -34,6 +34,10 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         [Description("Fine-tuning steps after each pruning step. Default 200.")]
         public int Finetune { get; init; } = 200;
 
+        [CommandOption("--final-finetune <N>")]
+        [Description("Recovery fine-tuning steps after the last pruning step (cosine-decaying learning rate), the same for every criterion. Default 0.")]
+        public int FinalFinetune { get; init; }
+
         [CommandOption("--step-fraction <F>")]
         [Description("Largest share of the remaining prunable channels removed per step. Default 0.1.")]
         public double StepFraction { get; init; } = 0.1;
@@ -61,6 +65,7 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         public override ValidationResult Validate() =>
             (TargetMacs is null) == (TargetParams is null) ? ValidationResult.Error("give exactly one of --target-macs or --target-params")
             : Finetune < 0 ? ValidationResult.Error("--finetune must be ≥ 0")
+            : FinalFinetune < 0 ? ValidationResult.Error("--final-finetune must be ≥ 0")
             : ValidationResult.Success();
     }
 
@@ -82,10 +87,10 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         };
         var output = Path.GetFullPath(settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "prune-benchmark"));
         var rows = PruneBenchmark.Run(model, options, criteria, identity, new Progress<string>(line => AnsiConsole.WriteLine("  " + line)),
-            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split, workDir: output);
+            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split, workDir: output, recoverySteps: settings.FinalFinetune);
         var csv = PruneBenchmark.Write(output, rows);
         string P(double v) => double.IsFinite(v) ? v.ToString("P1", CultureInfo.InvariantCulture) : "—";
-        var table = new Table().Title($"pruning {Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Model))} to {target} ({settings.Finetune} fine-tuning steps a step), {settings.Split} split")
+        var table = new Table().Title($"pruning {Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Model))} to {target} ({settings.Finetune} fine-tuning steps a step{(settings.FinalFinetune > 0 ? $", {settings.FinalFinetune} at the end" : "")}), {settings.Split} split")
             .AddColumns("criterion", "params", "GMAC", "p50 ms", $"{settings.Split} PSNR dB", "drop dB", "params −", "MACs −", "latency −", "latency/MAC");
         foreach (var r in rows)
             table.AddRow(r.Criterion, r.Params.ToString("N0", CultureInfo.InvariantCulture), (r.Macs / 1e9).ToString("0.000", CultureInfo.InvariantCulture),

@@ -99,6 +99,10 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
         [Description("Fine-tuning steps after each pruning step. Default 50.")]
         public int FinetuneSteps { get; init; } = 50;
 
+        [CommandOption("--final-finetune <N>")]
+        [Description("Recovery fine-tuning steps after the last accepted step (cosine-decaying learning rate), logged as action finetuned. Default 0.")]
+        public int FinalFinetune { get; init; }
+
         [CommandOption("--max-drop-db <D>")]
         [Description("Roll a step back when val PSNR falls more than D dB below the unpruned model. Default 0.5.")]
         public double MaxDropDb { get; init; } = 0.5;
@@ -119,6 +123,7 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
             if (Output is null) return ValidationResult.Error("-o|--output DIR is required");
             if (StepFraction is <= 0 or > 0.5) return ValidationResult.Error("--step-fraction must be in (0, 0.5]");
             if (ChannelMultiple < 1) return ValidationResult.Error("--channel-multiple must be ≥ 1");
+            if (FinalFinetune < 0) return ValidationResult.Error("--final-finetune must be ≥ 0");
             return ValidationResult.Success();
         }
     }
@@ -151,7 +156,13 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
                     s.PsnrDb.ToString("0.00", CultureInfo.InvariantCulture), s.Action);
                 ctx.Refresh();
             });
-            result = new IterativePruner(options, identity).Run(model, progress);
+            var pruner = new IterativePruner(options, identity);
+            result = pruner.Run(model, progress);
+            if (settings.FinalFinetune > 0)
+            {
+                pruner.Recover(result.Model, model, settings.FinalFinetune, result.Steps);
+                ((IProgress<PruneStep>)progress).Report(result.Steps[^1]);
+            }
         });
         using (result.Model)
         {
@@ -160,7 +171,7 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
                 ["pruned_from"] = Path.GetFullPath(settings.Model), ["prune_target"] = target.ToString(), ["prune_criterion"] = settings.Criterion,
             });
             var first = result.Steps[0];
-            var last = result.Steps.Last(s => s.Action is "baseline" or "accepted");
+            var last = result.Steps.Last(s => s.Action is "baseline" or "accepted" or "finetuned");
             AnsiConsole.MarkupLineInterpolated($"{result.Outcome}. params {100.0 * last.Params / first.Params:0.0} %, MACs {100.0 * last.Macs / first.Macs:0.0} %, p50 {first.P50Ms:0.00} → {last.P50Ms:0.00} ms, val PSNR {first.PsnrDb:0.00} → {last.PsnrDb:0.00} dB");
             AnsiConsole.MarkupLineInterpolated($"pruned model: {settings.Output} (graph.json, weights.safetensors, prune_steps.csv, prune_psnr_vs_macs.png)");
         }

@@ -122,6 +122,74 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         return (current, steps, outcome);
     }
 
+    /// <summary>
+    /// Recovery fine-tuning after the last pruning step: <paramref name="steps"/> more steps of the same loss (distilling
+    /// from <paramref name="original"/> when <see cref="PruneOptions.Distill"/>), with a cosine-decaying learning rate,
+    /// then a `val` evaluation appended to <paramref name="log"/> as action <c>finetuned</c>. Iterative pruners fine-tune
+    /// briefly between steps and once longer at the end; the short fine-tunes only need to keep importance scores
+    /// meaningful. Trains <paramref name="pruned"/> in place (the caller still owns it). With a progress folder, the
+    /// weights are saved every <paramref name="saveEvery"/> steps beside it (<c>.recovery</c>), and a run with the same
+    /// original, options and step count continues from there (the optimizer's moments restart).
+    /// </summary>
+    public void Recover(GraphModule pruned, GraphModule original, int steps, List<PruneStep> log, IProgress<string>? progress = null, int saveEvery = 100)
+    {
+        if (steps <= 0) return;
+        if (log.Count > 0 && log[^1].Action == "finetuned") return; // already recovered (a resumed run)
+        int resolution = original.Graph.Resolution;
+        using var train = new FaceSwapData(options.DataDir, Splits.Train, resolution, options.TrainLimit);
+        using var val = new FaceSwapData(options.DataDir, Splits.Val, resolution);
+        var (evalTargets, _) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
+        var dir = options.ProgressDir is { } p ? p + ".recovery" : null;
+        var key = dir is null ? "" : $"{RunKey(original)}:{ArchitectureAndSteps(pruned, steps)}";
+        int done = 0;
+        if (dir is not null && File.Exists(Path.Combine(dir, "progress.json")))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "progress.json")));
+            if (doc.RootElement.GetProperty("key").GetString() == key)
+            {
+                done = doc.RootElement.GetProperty("done").GetInt32();
+                using var savedModel = Checkpoint.Load(Path.Combine(dir, "model"));
+                using (no_grad())
+                    foreach (var (name, value) in savedModel.state_dict()) pruned.state_dict()[name].copy_(value);
+                progress?.Report($"recovery fine-tuning: continuing after step {done} of {steps}");
+            }
+        }
+        pruned.train();
+        original.eval();
+        using var optimizer = optim.Adam(pruned.parameters(), options.LearningRate);
+        var schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, options.LearningRate * 0.05);
+        for (int i = 0; i < done; i++) schedule.step();
+        int pruneStep = log.Count == 0 ? 0 : log[^1].Step;
+        for (int i = done; i < steps; i++)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var loss = TaskLoss(pruned, train, 7_000_000L + 1_000_000L * pruneStep + i, options.Distill ? original : null);
+                if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException($"non-finite loss in recovery fine-tuning step {i}");
+                loss.backward();
+                optimizer.step();
+                schedule.step();
+            }
+            if (dir is not null && ((i + 1) % saveEvery == 0 || i + 1 == steps))
+            {
+                var staging = dir + ".partial";
+                if (Directory.Exists(staging)) Directory.Delete(staging, true);
+                Checkpoint.Save(Path.Combine(staging, "model"), pruned);
+                File.WriteAllText(Path.Combine(staging, "progress.json"), JsonSerializer.Serialize(new { key, done = i + 1 }));
+                if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                Directory.Move(staging, dir);
+                progress?.Report($"recovery fine-tuning: step {i + 1} of {steps}");
+            }
+        }
+        pruned.eval();
+        var summary = ModelSummary.Of(pruned.Graph, resolution);
+        log.Add(new PruneStep(pruneStep + 1, summary.Params, summary.Macs, LatencyMs(pruned), ValPsnr(pruned, val, evalTargets), "finetuned"));
+    }
+
+    /// <summary>The recovery state belongs to one pruned architecture and one step count.</summary>
+    private static string ArchitectureAndSteps(GraphModule pruned, int steps) => $"{pruned.Graph.ArchitectureHash()}:{steps}";
+
     private sealed record SavedProgress(List<PruneStep> Steps, GraphModule Model);
 
     /// <summary>Identifies the run a saved state belongs to: the original's architecture and weights, and the options.</summary>
@@ -249,6 +317,14 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             r.LegendText = "rolled back";
             r.LineWidth = 0;
             r.MarkerSize = 10;
+        }
+        var finetuned = steps.Where(s => s.Action == "finetuned").ToList();
+        if (finetuned.Count > 0)
+        {
+            var f = plot.Add.Scatter(finetuned.Select(s => s.Macs / 1e9).ToArray(), finetuned.Select(s => s.PsnrDb).ToArray());
+            f.LegendText = "after recovery fine-tuning";
+            f.LineWidth = 0;
+            f.MarkerSize = 10;
         }
         plot.Title("iterative pruning: val PSNR vs MACs");
         plot.XLabel("GMAC");

@@ -20,7 +20,7 @@ public sealed record PruneBenchmarkRow(string Criterion, long Params, long Macs,
 /// `ffc benchmark prune`: prunes the same model to the same target with several channel-importance criteria (Taylor,
 /// L1, uniform random, …), fine-tuning each the same way, and measures params, MACs, ONNX Runtime p50 and `test`
 /// PSNR against the unpruned model, so users see what the criterion buys. Rollback is off (the budget is only
-/// reported), so every criterion reaches the same MACs.
+/// reported), so every criterion reaches the same MACs; each then gets the same recovery fine-tuning.
 /// </summary>
 public static class PruneBenchmark
 {
@@ -34,7 +34,7 @@ public static class PruneBenchmark
     /// Latency is measured at the end for all models together in interleaved rounds (fair under background load).
     /// </summary>
     public static List<PruneBenchmarkRow> Run(GraphModule model, PruneOptions options, IReadOnlyList<ImportanceCriterion> criteria, IdentityNetwork identity,
-        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test, string? workDir = null)
+        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test, string? workDir = null, int recoverySteps = 0)
     {
         int resolution = model.Graph.Resolution;
         using var test = new FaceSwapData(options.DataDir, split, resolution);
@@ -59,9 +59,11 @@ public static class PruneBenchmark
                     ProgressDir = workDir is null ? null : Path.Combine(workDir, $"{name}.progress"),
                 };
                 var pruner = new IterativePruner(criterionOptions, identity);
-                var (pruned, _, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{name}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
+                var (pruned, steps, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{name}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
                 using (pruned)
                 {
+                    pruner.Recover(pruned, model, recoverySteps, steps, new Progress<string>(s => progress?.Report($"{name}: {s}")));
+                    if (recoverySteps > 0) progress?.Report($"{name}: after {recoverySteps} recovery fine-tuning steps val PSNR {steps[^1].PsnrDb:0.00}");
                     pruned.eval();
                     measured.Add((name, ModelSummary.Of(pruned.Graph, resolution), IterativePruner.ValPsnr(pruned, test, targets), outcome));
                     onnx.Add(Path.Combine(onnxDir, $"{name}.onnx"));

@@ -78,6 +78,7 @@ public static class RecipeSchema
             ["criterion"] = new("string", "taylor", "taylor, l1, l2, bn or random", Criteria),
             ["step_fraction"] = new("double", "0.1", "largest share of remaining prunable channels removed per step"),
             ["finetune_steps"] = new("int", "50", "fine-tuning steps after each pruning step"),
+            ["final_finetune"] = new("int", "0", "recovery fine-tuning steps after the last accepted step (cosine learning rate)"),
             ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
             ["min_channels"] = new("int", "8", "smallest group size"),
             ["channel_multiple"] = new("int", "8", "groups of at least this many channels keep sizes that are multiples of it (1: single channels)"),

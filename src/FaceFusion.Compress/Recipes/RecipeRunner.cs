@@ -336,7 +336,13 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     Distill = stage.GetBool("distill", true), TrainLimit = stage.Parameters.ContainsKey("train_limit") ? stage.GetInt("train_limit", 0) : null,
                     ProgressDir = Path.Combine(dir, "progress"), // an interrupted stage continues after its last accepted step
                 };
-                var (pruned, steps, outcome) = new IterativePruner(options, identity).Run(model, new Progress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
+                var pruner = new IterativePruner(options, identity);
+                var (pruned, steps, outcome) = pruner.Run(model, new Progress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
+                if (stage.GetInt("final_finetune", 0) is > 0 and var recovery)
+                {
+                    pruner.Recover(pruned, model, recovery, steps);
+                    log?.Invoke($"  after {recovery} recovery fine-tuning steps: val PSNR {steps[^1].PsnrDb:0.00} dB");
+                }
                 using (pruned) IterativePruner.WriteOutputs(Path.Combine(dir, "model"), pruned, steps, outcome, new Dictionary<string, string> { ["recipe"] = recipe.Name });
                 log?.Invoke($"  {outcome}");
                 outputs["checkpoint:pruned"] = Path.Combine(dir, "model");

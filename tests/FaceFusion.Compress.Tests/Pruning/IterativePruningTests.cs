@@ -155,6 +155,52 @@ public class IterativePruningTests
         }
     }
 
+    [Fact]
+    public void RecoveryFineTuning_TrainsThePrunedModel_LogsIt_AndARerunReloadsItsSavedWeights()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        var progress = Path.Combine(TestAssets.TempDir(), "p");
+        var options = new PruneOptions
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.85"), DataDir = TinyDataset.Path, FinetuneSteps = 1, BatchSize = 2,
+            EvalPairs = 4, MaxPsnrDropDb = 100, ImportanceBatches = 1, ProgressDir = progress,
+        };
+        var pruner = new IterativePruner(options, identity);
+        var (pruned, steps, _) = pruner.Run(model);
+        using (pruned)
+        {
+            var architecture = pruned.Graph.ToJson();
+            var before = pruned.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            int logged = steps.Count;
+            pruner.Recover(pruned, model, 4, steps, saveEvery: 2);
+            Assert.Equal(logged + 1, steps.Count);
+            Assert.Equal("finetuned", steps[^1].Action);
+            Assert.Equal(steps[^2].Step + 1, steps[^1].Step);
+            Assert.Equal(steps[^2].Macs, steps[^1].Macs);
+            Assert.Equal(architecture, pruned.Graph.ToJson());
+            Assert.Contains(before, kv => !kv.Value.allclose(pruned.state_dict()[kv.Key]));
+            Assert.Contains("\"done\":4", File.ReadAllText(Path.Combine(progress + ".recovery", "progress.json")));
+
+            // The same pruning re-run finds the finished recovery and loads its weights instead of training again.
+            var (again, againSteps, _) = pruner.Run(model);
+            using (again)
+            {
+                Assert.False(again.state_dict().All(kv => kv.Value.allclose(pruned.state_dict()[kv.Key])));
+                var reports = new List<string>();
+                pruner.Recover(again, model, 4, againSteps, new SynchronousStringProgress(reports.Add));
+                Assert.Contains(reports, r => r.Contains("continuing after step 4 of 4"));
+                Assert.All(again.state_dict(), kv => Assert.True(kv.Value.allclose(pruned.state_dict()[kv.Key]), kv.Key));
+                Assert.Equal(steps[^1] with { P50Ms = 0 }, againSteps[^1] with { P50Ms = 0 });
+            }
+        }
+    }
+
+    private sealed class SynchronousStringProgress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
+    }
+
     private sealed class SynchronousProgress(Action<PruneStep> report) : IProgress<PruneStep>
     {
         public void Report(PruneStep value) => report(value);
