@@ -68,6 +68,7 @@ public static class LossAblation
         using var teacher = Teachers.Open(Resolve(config.Teacher!));
         using var data = new FaceSwapData(Resolve(config.Data), config.EvalSplit, config.Resolution);
         var (targets, sources) = SwapTrainer.EvaluationPairs(data, config.EvalPairs, config.Seed);
+        static Tensor Resize(Tensor x, long size) => x.shape[^1] == size ? x : nn.functional.interpolate(x, size: [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
         double squared = 0;
         long count = 0;
         using (no_grad())
@@ -76,7 +77,8 @@ public static class LossAblation
                 using var scope = NewDisposeScope();
                 using var batch = data.Pairs(targets.Skip(start).Take(8).ToArray(), sources.Skip(start).Take(8).ToArray());
                 var output = student.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
-                var reference = teacher.Run(batch.Target, batch.Source, []).Output;
+                // As in training: the teacher sees its own resolution, its output is compared at the student's.
+                var reference = Resize(teacher.Run(Resize(batch.Target, teacher.Resolution), batch.Source, []).Output, output.shape[^1]);
                 squared += output.sub(reference).square().sum().item<float>();
                 count += output.numel();
             }

@@ -102,6 +102,10 @@ public class TrainerTests
         Assert.Contains("multiple of 16", e2.Message);
         var recipe = TrainConfig.Load(Path.Combine(FindRecipes(), "teacher-128.yaml"));
         Assert.Equal([64, 128], recipe.Phases.Select(p => p.Resolution));
+        // Every shipped training config (the YAML files without recipe stages) loads.
+        var configs = Directory.GetFiles(FindRecipes(), "*.yaml").Where(f => !File.ReadAllText(f).Contains("\nstages:")).ToList();
+        Assert.Contains(configs, f => f.EndsWith("distill-ablation-64.yaml"));
+        Assert.All(configs, f => Assert.NotEmpty(TrainConfig.Load(f).Phases));
     }
 
     private static string FindRecipes() => Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes");
