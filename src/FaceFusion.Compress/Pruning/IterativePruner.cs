@@ -75,6 +75,18 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             PruneTarget.LatencyMs => baselineLatency,
             _ => baselineSummary.Macs,
         });
+        double Value(PruneStep s) => options.Target.Metric switch { PruneTarget.Params => s.Params, PruneTarget.LatencyMs => s.P50Ms, _ => s.Macs };
+        if (saved is not null)
+        {
+            // The saved steps do not depend on the target, so a smaller target continues them; a larger one that an
+            // earlier saved step already met cannot (only the last step's weights are kept): start over.
+            var accepted = saved.Steps.Where(s => s.Action == "accepted").ToList();
+            if (accepted.SkipLast(1).Any(s => Value(s) <= goal))
+            {
+                saved.Model.Dispose();
+                saved = null;
+            }
+        }
         var steps = saved?.Steps ?? [new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline")];
         foreach (var s in steps) progress?.Report(s);
 
@@ -83,8 +95,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         for (int step = steps.Count; ; step++)
         {
             var last = steps.Last(s => s.Action is "baseline" or "accepted");
-            double value = options.Target.Metric switch { PruneTarget.Params => last.Params, PruneTarget.LatencyMs => last.P50Ms, _ => last.Macs };
-            if (value <= goal) break;
+            if (Value(last) <= goal) break;
             if (step > options.MaxSteps) { outcome = $"stopped after {options.MaxSteps} steps before reaching {options.Target}"; break; }
 
             var analysis = new ChannelAnalysis(current.Graph);
@@ -192,11 +203,15 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
 
     private sealed record SavedProgress(List<PruneStep> Steps, GraphModule Model);
 
-    /// <summary>Identifies the run a saved state belongs to: the original's architecture and weights, and the options.</summary>
+    /// <summary>
+    /// Identifies the run a saved state belongs to: the original's architecture and weights, and the options that shape
+    /// the steps — not the target, which only decides where they stop.
+    /// </summary>
     private string RunKey(GraphModule original)
     {
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + (options with { ProgressDir = null })));
+        var shaping = options with { ProgressDir = null, Target = new PruneTarget("any", 1, true) };
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + shaping));
         foreach (var (key, value) in original.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(key));

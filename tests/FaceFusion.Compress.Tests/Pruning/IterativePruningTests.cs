@@ -156,6 +156,40 @@ public class IterativePruningTests
     }
 
     [Fact]
+    public void SavedProgress_ContinuesToASmallerTarget_AndStartsOverForOneAnEarlierStepMet()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        var progress = Path.Combine(TestAssets.TempDir(), "p");
+        PruneOptions Options(string target) => new()
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, target), DataDir = TinyDataset.Path, FinetuneSteps = 1, BatchSize = 2,
+            EvalPairs = 4, MaxPsnrDropDb = 100, ImportanceBatches = 1, Selection = new SelectionOptions { StepFraction = 0.05 }, ProgressDir = progress,
+        };
+        var (first, firstSteps, _) = new IterativePruner(Options("0.85"), identity).Run(model);
+        first.Dispose();
+        // The steps do not depend on the target: a smaller one picks up after the saved steps (same values, no recomputation).
+        var (further, furtherSteps, outcome) = new IterativePruner(Options("0.7"), identity).Run(model);
+        using (further)
+        {
+            Assert.Equal("target reached", outcome);
+            Assert.True(furtherSteps.Count > firstSteps.Count);
+            Assert.Equal(firstSteps, furtherSteps.Take(firstSteps.Count));
+            Assert.True(furtherSteps[^1].Macs <= 0.7 * furtherSteps[0].Macs);
+        }
+        // A larger target that an earlier saved step already met cannot reuse the last step's weights: it starts over
+        // and stops at the first step that meets it.
+        double firstRatio = (double)furtherSteps[1].Macs / furtherSteps[0].Macs;
+        var (back, backSteps, _) = new IterativePruner(Options((firstRatio + 0.001).ToString(System.Globalization.CultureInfo.InvariantCulture)), identity).Run(model);
+        using (back)
+        {
+            Assert.Equal(2, backSteps.Count);
+            Assert.Equal(furtherSteps[1].Macs, backSteps[1].Macs);
+            Assert.Equal(ModelSummary.Of(back.Graph, 32).Macs, backSteps[1].Macs);
+        }
+    }
+
+    [Fact]
     public void RecoveryFineTuning_TrainsThePrunedModel_LogsIt_AndARerunReloadsItsSavedWeights()
     {
         using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
