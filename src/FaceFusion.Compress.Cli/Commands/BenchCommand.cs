@@ -78,9 +78,9 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
             Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization,
         };
         BenchResult result = null!;
-        AnsiConsole.Status().Start("benchmarking", ctx =>
+        AnsiConsole.Status().AutoRefresh(false).Start("benchmarking", ctx => // rendered on the working thread: see InlineProgress
         {
-            result = SwapBench.Run(options, AssetPaths.Locate(), new Progress<string>(s => ctx.Status($"benchmarking: {s}")));
+            result = SwapBench.Run(options, AssetPaths.Locate(), new InlineProgress<string>(s => { ctx.Status($"benchmarking: {s}"); ctx.Refresh(); }));
         });
         if (result.EmbedderMismatch is { } warning) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "bench");

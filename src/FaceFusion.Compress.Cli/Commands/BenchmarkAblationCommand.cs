@@ -5,6 +5,7 @@ using FaceFusion.Compress.Distillation;
 using FaceFusion.Compress.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -56,7 +57,7 @@ internal sealed class BenchmarkAblationCommand : Command<BenchmarkAblationComman
             return config;
         }
         var output = Path.GetFullPath(settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "ablation"));
-        var rows = LossAblation.Run(Make, terms, output, AssetPaths.Locate(), Workspace.Root, settings.Split, new Progress<string>(l => AnsiConsole.WriteLine("  " + l)));
+        var rows = LossAblation.Run(Make, terms, output, AssetPaths.Locate(), Workspace.Root, settings.Split, new InlineProgress<string>(l => AnsiConsole.WriteLine("  " + l)));
         var csv = LossAblation.Write(output, rows);
         var baseline = rows[0];
         string D(double v, double b) => (v - b).ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture);

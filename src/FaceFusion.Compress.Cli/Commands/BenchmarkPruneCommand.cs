@@ -7,6 +7,7 @@ using FaceFusion.Compress.Models.Networks;
 using FaceFusion.Compress.Pruning;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -37,6 +38,10 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
         [CommandOption("--final-finetune <N>")]
         [Description("Recovery fine-tuning steps after the last pruning step (cosine-decaying learning rate), the same for every criterion. Default 0.")]
         public int FinalFinetune { get; init; }
+
+        [CommandOption("--control")]
+        [Description("Add a control row: the unpruned model fine-tuned as many steps, with the same loss, as the longest-trained pruned one.")]
+        public bool Control { get; init; }
 
         [CommandOption("--step-fraction <F>")]
         [Description("Largest share of the remaining prunable channels removed per step. Default 0.1.")]
@@ -86,8 +91,8 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
             Selection = new SelectionOptions { StepFraction = settings.StepFraction }, EvalPairs = settings.EvalPairs, TrainLimit = settings.TrainLimit,
         };
         var output = Path.GetFullPath(settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "prune-benchmark"));
-        var rows = PruneBenchmark.Run(model, options, criteria, identity, new Progress<string>(line => AnsiConsole.WriteLine("  " + line)),
-            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split, workDir: output, recoverySteps: settings.FinalFinetune);
+        var rows = PruneBenchmark.Run(model, options, criteria, identity, new InlineProgress<string>(line => AnsiConsole.WriteLine("  " + line)),
+            (criterion, pruned) => Checkpoint.Save(Path.Combine(output, criterion.ToString().ToLowerInvariant()), pruned), settings.Split, workDir: output, recoverySteps: settings.FinalFinetune, control: settings.Control);
         var csv = PruneBenchmark.Write(output, rows);
         string P(double v) => double.IsFinite(v) ? v.ToString("P1", CultureInfo.InvariantCulture) : "—";
         var table = new Table().Title($"pruning {Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Model))} to {target} ({settings.Finetune} fine-tuning steps a step{(settings.FinalFinetune > 0 ? $", {settings.FinalFinetune} at the end" : "")}), {settings.Split} split")
@@ -97,9 +102,11 @@ internal sealed class BenchmarkPruneCommand : Command<BenchmarkPruneCommand.Sett
                 r.P50Ms.ToString("0.00", CultureInfo.InvariantCulture), r.TestPsnrDb.ToString("0.00", CultureInfo.InvariantCulture), r.PsnrDropDb.ToString("0.00", CultureInfo.InvariantCulture),
                 P(r.ParamReduction), P(r.MacReduction), P(r.LatencyReduction), double.IsFinite(r.LatencyPerMac) ? r.LatencyPerMac.ToString("0.00", CultureInfo.InvariantCulture) : "—");
         AnsiConsole.Write(table);
-        var best = rows.Skip(1).OrderBy(r => r.PsnrDropDb).FirstOrDefault();
+        var best = rows.Skip(1).Where(r => r.Criterion != "control").OrderBy(r => r.PsnrDropDb).FirstOrDefault();
         if (best is not null)
             AnsiConsole.MarkupLineInterpolated($"targets ({best.Criterion}): params −{best.ParamReduction:P1} (≥ 40 %: {(best.ParamReduction >= 0.4 ? "met" : "not met")}), drop {best.PsnrDropDb:0.00} dB (≤ 0.3: {(best.PsnrDropDb <= 0.3 ? "met" : "not met")}), latency/MAC {best.LatencyPerMac:0.00} (≥ 0.7: {(best.LatencyPerMac >= 0.7 ? "met" : "not met")})");
+        if (best is not null && rows.FirstOrDefault(r => r.Criterion == "control") is { } control)
+            AnsiConsole.MarkupLineInterpolated($"against the control (unpruned, {control.Outcome.Split("; ")[^1]}): {best.Criterion} is {control.TestPsnrDb - best.TestPsnrDb:0.00} dB below it");
         AnsiConsole.MarkupLineInterpolated($"wrote {csv}");
         return 0;
     }

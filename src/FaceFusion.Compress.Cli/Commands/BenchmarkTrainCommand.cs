@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Training;
+using FaceFusion.Compress.Reporting;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -54,7 +55,7 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
                 };
                 var times = new List<double>();
                 var clock = Stopwatch.StartNew();
-                var progress = new SynchronousProgress<TrainProgress>(_ => { times.Add(clock.Elapsed.TotalSeconds); });
+                var progress = new InlineProgress<TrainProgress>(_ => { times.Add(clock.Elapsed.TotalSeconds); });
                 new SwapTrainer(config, assets, Workspace.Root).Train(false, progress, settings.Steps + 2, cancellationToken);
                 Directory.Delete(output, true);
                 double perStep = (times[^1] - times[1]) / settings.Steps;
@@ -68,11 +69,5 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
         File.WriteAllLines(csv, rows);
         AnsiConsole.MarkupLineInterpolated($"written {csv}");
         return 0;
-    }
-
-    /// <summary>Progress reported on the training thread, so step times are taken when steps end.</summary>
-    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -4,6 +4,7 @@ using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -83,17 +84,18 @@ internal sealed class DataPrepareCommand : Command<DataPrepareCommand.Settings>
         using var preparer = new DatasetPreparer(assets);
         PrepareResult result = null!;
         var started = DateTime.UtcNow;
-        AnsiConsole.Progress()
+        AnsiConsole.Progress().AutoRefresh(false) // rendered on the working thread: see InlineProgress
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("preparing faces", maxValue: 1);
-                var progress = new Progress<PrepareProgress>(p =>
+                var progress = new InlineProgress<PrepareProgress>(p =>
                 {
                     task.MaxValue = Math.Max(1, p.FramesTotal);
                     task.Value = Math.Min(p.FramesDone, p.FramesTotal);
                     var rate = p.FramesDone / Math.Max(1e-3, (DateTime.UtcNow - started).TotalSeconds);
                     task.Description = $"{Path.GetFileName(p.File)} ({p.SourceIndex + 1}/{p.SourceCount}) faces {p.Faces}, {rate:0.0} frames/s";
+                    ctx.Refresh();
                 });
                 result = preparer.Prepare(sources, output, options, progress);
                 task.Value = task.MaxValue;

@@ -9,6 +9,7 @@ using FaceFusion.Compress.Pruning;
 using FaceFusion.Compress.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -150,7 +151,7 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
         (GraphModule Model, List<PruneStep> Steps, string Outcome) result = default;
         AnsiConsole.Live(table).Start(ctx =>
         {
-            var progress = new Progress<PruneStep>(s =>
+            var progress = new InlineProgress<PruneStep>(s =>
             {
                 table.AddRow(s.Step.ToString(), ModelSummary.Human(s.Params), ModelSummary.Human(s.Macs), s.P50Ms.ToString("0.00", CultureInfo.InvariantCulture),
                     s.PsnrDb.ToString("0.00", CultureInfo.InvariantCulture), s.Action);
@@ -210,9 +211,9 @@ internal sealed class SensitivityCommand : Command<SensitivityCommand.Settings>
         using (var train = new FaceSwapData(dataDir, Splits.Train, model.Graph.Resolution, settings.TrainLimit))
             importance = new IterativePruner(options, identity).Score(model, analysis, train, 0);
         List<SensitivityRow> rows = [];
-        AnsiConsole.Status().Start("sensitivity", ctx =>
+        AnsiConsole.Status().AutoRefresh(false).Start("sensitivity", ctx => // rendered on the working thread: see InlineProgress
             rows = Sensitivity.Measure(model, importance, dataDir, ratios, settings.EvalPairs, settings.MinChannels, settings.SkipSet,
-                new Progress<string>(s => ctx.Status($"sensitivity: {s}"))));
+                new InlineProgress<string>(s => { ctx.Status($"sensitivity: {s}"); ctx.Refresh(); })));
         var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "prune", "sensitivity");
         Sensitivity.WriteOutputs(dir, rows, $"{model.Graph.Name}: val PSNR drop when one group is pruned alone ({settings.Criterion})");
         var table = new Table().Title("most and least sensitive groups at 50 %").AddColumns("group", "producer", "PSNR drop dB", "MACs");

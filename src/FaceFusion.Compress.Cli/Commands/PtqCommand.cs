@@ -6,6 +6,7 @@ using FaceFusion.Compress.Training;
 using Google.Protobuf;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -51,7 +52,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var method = QuantizationAware.ParseMethod(settings.Method);
         var data = settings.Dataset ?? Workspace.BundledDataset;
         var config = Config(settings, method);
-        var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new Progress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
+        var prepared = PostTrainingQuantizer.Prepare(model, config, data, 1, new InlineProgress<string>(line => AnsiConsole.MarkupLineInterpolated($"  sensitivity {line}")));
         using var folded = prepared.Model;
         using var simulator = prepared.Simulator;
         var bytes = PostTrainingQuantizer.Export(prepared, settings.Calibration, method, new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) }).ToByteArray();

@@ -10,6 +10,7 @@ using FaceFusion.Compress.Training;
 using Google.Protobuf;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -102,15 +103,16 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
 
         var trainer = new SwapTrainer(config, AssetPaths.Locate(), Workspace.Root);
         long reached = 0;
-        AnsiConsole.Progress()
+        AnsiConsole.Progress().AutoRefresh(false) // rendered on the working thread: see InlineProgress
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("quantization-aware training", maxValue: config.TotalSteps);
-                var progress = new Progress<TrainProgress>(p =>
+                var progress = new InlineProgress<TrainProgress>(p =>
                 {
                     task.Value = p.Step;
                     task.Description = string.Create(CultureInfo.InvariantCulture, $"QAT step {p.Step}/{p.TotalSteps} {p.ImagesPerSecond:0.0} img/s loss {p.Losses["total"]:0.000}");
+                    ctx.Refresh();
                 });
                 reached = trainer.Train(settings.Resume, progress, null, cancellationToken);
                 task.Value = reached;

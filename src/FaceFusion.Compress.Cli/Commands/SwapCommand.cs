@@ -5,6 +5,7 @@ using FaceFusion.Compress.Imaging;
 using FaceFusion.Compress.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -144,7 +145,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         if (VideoReader.IsVideo(settings.Target!))
         {
             int swapped = 0;
-            AnsiConsole.Progress()
+            AnsiConsole.Progress().AutoRefresh(false) // rendered on the working thread: see InlineProgress
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                 .Start(ctx =>
                 {
@@ -152,11 +153,12 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
                     var started = DateTime.UtcNow;
                     swapped = pipeline.SwapVideo(settings.Target!, settings.Output!, source,
                         new Dictionary<string, string> { ["comment"] = provenance["Comment"], ["encoder_tool"] = provenance["Software"] },
-                        new Progress<(int Frame, int Total)>(p =>
+                        new InlineProgress<(int Frame, int Total)>(p =>
                         {
                             task.MaxValue = Math.Max(1, p.Total);
                             task.Value = Math.Min(p.Frame, task.MaxValue);
                             task.Description = $"frame {p.Frame}/{p.Total} {p.Frame / Math.Max(1e-3, (DateTime.UtcNow - started).TotalSeconds):0.0} frames/s";
+                            ctx.Refresh();
                         }));
                 });
             AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({swapped} frames with a swapped face)");

@@ -5,6 +5,7 @@ using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FaceFusion.Compress.Reporting;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
@@ -40,16 +41,17 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         if (settings.Output is not null) config.Output = settings.Output;
         var trainer = new SwapTrainer(config, AssetPaths.Locate(), Workspace.Root);
         long reached = 0;
-        AnsiConsole.Progress()
+        AnsiConsole.Progress().AutoRefresh(false) // rendered on the working thread: see InlineProgress
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: config.TotalSteps);
-                var progress = new Progress<TrainProgress>(p =>
+                var progress = new InlineProgress<TrainProgress>(p =>
                 {
                     task.Value = p.Step;
                     task.Description = string.Create(CultureInfo.InvariantCulture,
                         $"step {p.Step}/{p.TotalSteps} @{p.Resolution}px {p.ImagesPerSecond:0.0} img/s total {p.Losses["total"]:0.000} rec {p.Losses["reconstruction"]:0.000} id {p.Losses["identity"]:0.000}");
+                    ctx.Refresh();
                 });
                 reached = trainer.Train(settings.Resume, progress, settings.Steps, cancellationToken);
                 task.Value = reached;

@@ -20,7 +20,8 @@ public sealed record PruneBenchmarkRow(string Criterion, long Params, long Macs,
 /// `ffc benchmark prune`: prunes the same model to the same target with several channel-importance criteria (Taylor,
 /// L1, uniform random, …), fine-tuning each the same way, and measures params, MACs, ONNX Runtime p50 and `test`
 /// PSNR against the unpruned model, so users see what the criterion buys. Rollback is off (the budget is only
-/// reported), so every criterion reaches the same MACs; each then gets the same recovery fine-tuning.
+/// reported), so every criterion reaches the same MACs; each then gets the same recovery fine-tuning. Optionally a
+/// control row: the unpruned model fine-tuned as long, so gains from further training are not credited to pruning.
 /// </summary>
 public static class PruneBenchmark
 {
@@ -34,7 +35,7 @@ public static class PruneBenchmark
     /// Latency is measured at the end for all models together in interleaved rounds (fair under background load).
     /// </summary>
     public static List<PruneBenchmarkRow> Run(GraphModule model, PruneOptions options, IReadOnlyList<ImportanceCriterion> criteria, IdentityNetwork identity,
-        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test, string? workDir = null, int recoverySteps = 0)
+        IProgress<string>? progress = null, Action<ImportanceCriterion, GraphModule>? keep = null, string split = Splits.Test, string? workDir = null, int recoverySteps = 0, bool control = false)
     {
         int resolution = model.Graph.Resolution;
         using var test = new FaceSwapData(options.DataDir, split, resolution);
@@ -50,6 +51,7 @@ public static class PruneBenchmark
             OnnxExporter.ExportToFile(model, onnx[0]);
             progress?.Report(string.Create(CultureInfo.InvariantCulture, $"unpruned: {baseline.Params} params, {baseline.Macs} MACs, {split} PSNR {baselinePsnr:0.00} dB"));
             var measured = new List<(string Name, ModelSummary Summary, double Psnr, string Outcome)>();
+            int longestTraining = 0;
             foreach (var criterion in criteria)
             {
                 var name = criterion.ToString().ToLowerInvariant();
@@ -59,17 +61,31 @@ public static class PruneBenchmark
                     ProgressDir = workDir is null ? null : Path.Combine(workDir, $"{name}.progress"),
                 };
                 var pruner = new IterativePruner(criterionOptions, identity);
-                var (pruned, steps, outcome) = pruner.Run(model, new Progress<PruneStep>(s => progress?.Report($"{name}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
+                var (pruned, steps, outcome) = pruner.Run(model, new InlineProgress<PruneStep>(s => progress?.Report($"{name}: step {s.Step} MACs {s.Macs} val PSNR {s.PsnrDb:0.00} {s.Action}")));
                 using (pruned)
                 {
-                    pruner.Recover(pruned, model, recoverySteps, steps, new Progress<string>(s => progress?.Report($"{name}: {s}")));
+                    pruner.Recover(pruned, model, recoverySteps, steps, new InlineProgress<string>(s => progress?.Report($"{name}: {s}")));
                     if (recoverySteps > 0) progress?.Report($"{name}: after {recoverySteps} recovery fine-tuning steps val PSNR {steps[^1].PsnrDb:0.00}");
+                    longestTraining = Math.Max(longestTraining, steps.Count(s => s.Action == "accepted") * options.FinetuneSteps + Math.Max(0, recoverySteps));
                     pruned.eval();
-                    measured.Add((name, ModelSummary.Of(pruned.Graph, resolution), IterativePruner.ValPsnr(pruned, test, targets), outcome));
+                    measured.Add((name, ModelSummary.Of(pruned.Graph, resolution), IterativePruner.ValPsnr(pruned, test, targets),
+                        recoverySteps > 0 ? $"{outcome}; then {recoverySteps} recovery fine-tuning steps" : outcome));
                     onnx.Add(Path.Combine(onnxDir, $"{name}.onnx"));
                     OnnxExporter.ExportToFile(pruned, onnx[^1]);
                     keep?.Invoke(criterion, pruned);
                 }
+            }
+            if (control)
+            {
+                // Fine-tuning also trains: a pruned model can gain on a model that was not trained to convergence. The
+                // control is the unpruned model fine-tuned as long as the longest-trained pruned one, with the same loss.
+                var controlPruner = new IterativePruner(options with { ProgressDir = workDir is null ? null : Path.Combine(workDir, "control.progress") }, identity);
+                using var tuned = model.Clone();
+                controlPruner.Recover(tuned, model, longestTraining, [], new InlineProgress<string>(s => progress?.Report($"control: {s}")));
+                tuned.eval();
+                measured.Add(("control", ModelSummary.Of(tuned.Graph, resolution), IterativePruner.ValPsnr(tuned, test, targets), $"unpruned; fine-tuned {longestTraining} steps"));
+                onnx.Add(Path.Combine(onnxDir, "control.onnx"));
+                OnnxExporter.ExportToFile(tuned, onnx[^1]);
             }
             progress?.Report("latency: all models in interleaved rounds");
             var times = InterleavedLatency.Measure(onnx, rounds: 60);

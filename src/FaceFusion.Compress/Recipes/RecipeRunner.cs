@@ -337,7 +337,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     ProgressDir = Path.Combine(dir, "progress"), // an interrupted stage continues after its last accepted step
                 };
                 var pruner = new IterativePruner(options, identity);
-                var (pruned, steps, outcome) = pruner.Run(model, new Progress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
+                var (pruned, steps, outcome) = pruner.Run(model, new InlineProgress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
                 if (stage.GetInt("final_finetune", 0) is > 0 and var recovery)
                 {
                     pruner.Recover(pruned, model, recovery, steps);

@@ -45,5 +45,20 @@ public class PruneBenchmarkTests
         Assert.Equal(written, File.GetLastWriteTimeUtc(progress));
         string Quality(string line) { var f = line.Split(','); return string.Join(',', f[0], f[1], f[2], f[4]); }
         Assert.Equal(lines.Skip(1).Select(Quality), File.ReadAllLines(Path.Combine(output, "prune_benchmark.csv")).Skip(1).Select(Quality));
+
+        // Recovery fine-tuning and the control: the pruned models train 2 more steps; the unpruned model is fine-tuned as
+        // long as the longest-trained pruned one (its accepted steps × 1 + 2) and keeps its size.
+        var (third, thirdText) = CliTests.Ffc("benchmark", "prune", teacher, "--target-macs", "0.85", "--criteria", "taylor,random", "--finetune", "1",
+            "--final-finetune", "2", "--control", "--split", "val", "--eval-pairs", "4", "--train-limit", "8", "--dataset", TinyDataset.Path, "-o", output);
+        Assert.True(third == 0, thirdText);
+        var rows = File.ReadAllLines(Path.Combine(output, "prune_benchmark.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(["unpruned", "taylor", "random", "control"], rows.Select(r => r[0]));
+        Assert.Equal(rows[0][1], rows[3][1]);
+        Assert.Equal(rows[0][2], rows[3][2]);
+        int accepted = new[] { "taylor", "random" }.Max(c => File.ReadAllText(Path.Combine(output, $"{c}.progress", "progress.json")).Split("accepted").Length - 1);
+        Assert.Contains($"fine-tuned {accepted + 2} steps", rows[3][^1]);
+        Assert.Contains("then 2 recovery fine-tuning steps", rows[1][^1]);
+        Assert.NotEqual(rows[1][4], lines[2].Split(',')[4]); // recovered taylor differs from the plain one
+        Assert.Contains("against the control", thirdText);
     }
 }
