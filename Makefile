@@ -23,7 +23,8 @@ build:
 ## test: unit and integration tests on tiny networks and the cached bundled assets.
 test: setup
 	@rm -rf "$${TMPDIR:-/tmp}/ffc-tests"
-	@$(DOTNET) test tests/FaceFusion.Compress.Tests/FaceFusion.Compress.Tests.csproj -c $(CONFIG) --no-build \
+	@# --blame: if the test host crashes (a native fault in LibTorch), the log names the test that was running.
+	@$(DOTNET) test tests/FaceFusion.Compress.Tests/FaceFusion.Compress.Tests.csproj -c $(CONFIG) --no-build --blame \
 	  --logger "console;verbosity=normal" 2>&1 | tee artifacts/test.log; exit $${PIPESTATUS[0]}
 
 ## demo: the main job on the bundled data: prepare faces, train (or reuse) teacher and student, export, benchmark.

@@ -173,23 +173,11 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         int pruneStep = log.Count == 0 ? 0 : log[^1].Step;
         for (int i = done; i < steps; i++)
         {
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.zero_grad();
-                var loss = TaskLoss(pruned, train, 7_000_000L + 1_000_000L * pruneStep + i, options.Distill ? original : null);
-                if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException($"non-finite loss in recovery fine-tuning step {i}");
-                loss.backward();
-                optimizer.step();
-                schedule.step();
-            }
+            TrainStep(pruned, original, train, optimizer, 7_000_000L + 1_000_000L * pruneStep + i, $"recovery fine-tuning step {i}");
+            schedule.step();
             if (dir is not null && ((i + 1) % saveEvery == 0 || i + 1 == steps))
             {
-                var staging = dir + ".partial";
-                if (Directory.Exists(staging)) Directory.Delete(staging, true);
-                Checkpoint.Save(Path.Combine(staging, "model"), pruned);
-                File.WriteAllText(Path.Combine(staging, "progress.json"), JsonSerializer.Serialize(new { key, done = i + 1 }));
-                if (Directory.Exists(dir)) Directory.Delete(dir, true);
-                Directory.Move(staging, dir);
+                SaveState(dir, pruned, JsonSerializer.Serialize(new { key, done = i + 1 }));
                 progress?.Report($"recovery fine-tuning: step {i + 1} of {steps}");
             }
         }
@@ -224,10 +212,16 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     private void SaveProgress(GraphModule original, GraphModule current, List<PruneStep> steps)
     {
         if (options.ProgressDir is not { } dir) return;
+        SaveState(dir, current, JsonSerializer.Serialize(new { key = RunKey(original), steps }));
+    }
+
+    /// <summary>Writes <c>dir/model</c> and <c>dir/progress.json</c> beside it first, then swaps them in: a crash leaves the old state whole.</summary>
+    private static void SaveState(string dir, GraphModule model, string progressJson)
+    {
         var staging = dir + ".partial";
         if (Directory.Exists(staging)) Directory.Delete(staging, true);
-        Checkpoint.Save(Path.Combine(staging, "model"), current);
-        File.WriteAllText(Path.Combine(staging, "progress.json"), System.Text.Json.JsonSerializer.Serialize(new { key = RunKey(original), steps }));
+        Checkpoint.Save(Path.Combine(staging, "model"), model);
+        File.WriteAllText(Path.Combine(staging, "progress.json"), progressJson);
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
         Directory.Move(staging, dir);
     }
@@ -235,7 +229,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     private SavedProgress? LoadProgress(GraphModule original)
     {
         if (options.ProgressDir is not { } dir || !File.Exists(Path.Combine(dir, "progress.json"))) return null;
-        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "progress.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "progress.json")));
         if (doc.RootElement.GetProperty("key").GetString() != RunKey(original)) return null; // another model or other options: start over
         var steps = doc.RootElement.GetProperty("steps").Deserialize<List<PruneStep>>()!;
         return new SavedProgress(steps, Checkpoint.Load(Path.Combine(dir, "model")));
@@ -276,14 +270,18 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         original.eval();
         using var optimizer = optim.Adam(model.parameters(), options.LearningRate);
         for (int i = 0; i < options.FinetuneSteps; i++)
-        {
-            using var scope = NewDisposeScope();
-            optimizer.zero_grad();
-            var loss = TaskLoss(model, data, 1_000_000L * pruneStep + i, options.Distill ? original : null);
-            if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException($"non-finite loss while fine-tuning pruning step {pruneStep}");
-            loss.backward();
-            optimizer.step();
-        }
+            TrainStep(model, original, data, optimizer, 1_000_000L * pruneStep + i, $"fine-tuning pruning step {pruneStep}");
+    }
+
+    /// <summary>One optimizer step on the task loss (plus L1 to <paramref name="original"/> when distilling); throws on a non-finite loss.</summary>
+    private void TrainStep(GraphModule model, GraphModule original, FaceSwapData data, optim.Optimizer optimizer, long sample, string what)
+    {
+        using var scope = NewDisposeScope();
+        optimizer.zero_grad();
+        var loss = TaskLoss(model, data, sample, options.Distill ? original : null);
+        if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException($"non-finite loss while {what}");
+        loss.backward();
+        optimizer.step();
     }
 
     /// <summary>Mean same-identity reconstruction PSNR of <paramref name="model"/> on the given faces (eval mode expected).</summary>
@@ -325,21 +323,14 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         var kept = steps.Where(s => s.Action is "baseline" or "accepted").ToList();
         var line = plot.Add.Scatter(kept.Select(s => s.Macs / 1e9).ToArray(), kept.Select(s => s.PsnrDb).ToArray());
         line.LegendText = "accepted steps";
-        var rolled = steps.Where(s => s.Action == "rolled_back").ToList();
-        if (rolled.Count > 0)
+        foreach (var (action, label) in new[] { ("rolled_back", "rolled back"), ("finetuned", "after recovery fine-tuning") })
         {
-            var r = plot.Add.Scatter(rolled.Select(s => s.Macs / 1e9).ToArray(), rolled.Select(s => s.PsnrDb).ToArray());
-            r.LegendText = "rolled back";
-            r.LineWidth = 0;
-            r.MarkerSize = 10;
-        }
-        var finetuned = steps.Where(s => s.Action == "finetuned").ToList();
-        if (finetuned.Count > 0)
-        {
-            var f = plot.Add.Scatter(finetuned.Select(s => s.Macs / 1e9).ToArray(), finetuned.Select(s => s.PsnrDb).ToArray());
-            f.LegendText = "after recovery fine-tuning";
-            f.LineWidth = 0;
-            f.MarkerSize = 10;
+            var marked = steps.Where(s => s.Action == action).ToList();
+            if (marked.Count == 0) continue;
+            var markers = plot.Add.Scatter(marked.Select(s => s.Macs / 1e9).ToArray(), marked.Select(s => s.PsnrDb).ToArray());
+            markers.LegendText = label;
+            markers.LineWidth = 0;
+            markers.MarkerSize = 10;
         }
         plot.Title("iterative pruning: val PSNR vs MACs");
         plot.XLabel("GMAC");
