@@ -60,6 +60,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     {
         var lines = new List<string>();
         NetworkGraph? current = recipe.Teacher is not null && Directory.Exists(Resolve(recipe.Teacher)) ? Checkpoint.LoadGraph(Resolve(recipe.Teacher)) : null;
+        // After a prune stage the model is not known until it runs: later stages show the prune target's bound instead.
+        string? bound = null;
         for (int i = 0; i < recipe.Stages.Count; i++)
         {
             var s = recipe.Stages[i];
@@ -69,19 +71,34 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 case "train":
                     var config = TrainConfig.Load(Resolve(s.Parameters["config"]));
                     current = Directory.Exists(Resolve(config.Model)) ? Checkpoint.LoadGraph(Resolve(config.Model)) : SwapperArchitectures.Build(config.Model, recipe.Resolution);
+                    bound = null;
                     break;
                 case "prune":
                     if (current is not null)
                     {
                         var summary = ModelSummary.Of(current, recipe.Resolution);
-                        var target = s.Parameters.ContainsKey("target_macs") ? PruneTarget.Parse(PruneTarget.Macs, s.Parameters["target_macs"]) : null;
-                        estimate = target is null ? "to its target" : $"→ MACs ≤ {ModelSummary.Human((long)target.Goal(summary.Macs))}";
+                        var (metric, original) = s.Parameters.ContainsKey("target_macs") ? (PruneTarget.Macs, summary.Macs)
+                            : s.Parameters.ContainsKey("target_params") ? (PruneTarget.Params, summary.Params) : (PruneTarget.LatencyMs, 0L);
+                        if (metric == PruneTarget.LatencyMs)
+                            bound = PruneTarget.Parse(metric, s.Parameters["target_latency_ms"]) is { IsFraction: true } t ? $"p50 ≤ {t.Value:0.###} × the current model's" : $"p50 ≤ {s.Parameters["target_latency_ms"]}";
+                        else
+                        {
+                            var goal = (long)PruneTarget.Parse(metric, s.Parameters["target_" + metric]).Goal(original);
+                            // Pruning only removes: a bound the earlier stages already meet stays the current size.
+                            bound = $"{(metric == PruneTarget.Macs ? "MACs" : "params")} ≤ {ModelSummary.Human(Math.Min(goal, original))}";
+                        }
+                        estimate = "→ " + bound;
                     }
                     break;
                 case "distill":
-                    if (s.Get("student", "current") != "current") current = SwapperArchitectures.Build(s.Get("student", "student"), recipe.Resolution);
+                    if (s.Get("student", "current") != "current")
+                    {
+                        current = SwapperArchitectures.Build(s.Get("student", "student"), recipe.Resolution);
+                        bound = null;
+                    }
                     break;
             }
+            if (bound is not null && estimate.Length == 0) estimate = bound;
             if (current is not null && estimate.Length == 0)
             {
                 var summary = ModelSummary.Of(current, recipe.Resolution);

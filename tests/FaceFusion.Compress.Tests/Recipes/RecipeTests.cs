@@ -88,12 +88,14 @@ public class RecipeTests
     {
         var dir = TestAssets.TempDir();
         var path = Path.Combine(dir, "dry.yaml");
-        File.WriteAllText(path, $"name: dry-{Guid.NewGuid():N}\nresolution: 64\nstages:\n  - stage: train\n    config: recipes/teacher-quick.yaml\n  - stage: prune\n    target_macs: 0.5\n");
+        File.WriteAllText(path, $"name: dry-{Guid.NewGuid():N}\nresolution: 64\nstages:\n  - stage: train\n    config: recipes/teacher-quick.yaml\n  - stage: prune\n    target_macs: 0.5\n  - stage: export\n");
         var (code, output) = CliTests.Ffc("run", path, "--dry-run");
         Assert.True(code == 0, output);
         Assert.Contains("01-train", output);
         Assert.Contains("02-prune", output);
         Assert.Contains("MACs ≤", output);
+        // Stages after a prune show the target's bound, not the unpruned size.
+        Assert.Contains("03-export:  [MACs ≤", output.Replace("\r", ""));
         var name = File.ReadLines(path).First()["name: ".Length..];
         Assert.False(Directory.Exists(Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "artifacts", name)));
     }
