@@ -80,8 +80,9 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         {
             // The saved steps do not depend on the target, so a smaller target continues them; a larger one that an
             // earlier saved step already met cannot (only the last step's weights are kept): start over.
+            // Likewise a tighter PSNR-drop budget that a saved step exceeds.
             var accepted = saved.Steps.Where(s => s.Action == "accepted").ToList();
-            if (accepted.SkipLast(1).Any(s => Value(s) <= goal))
+            if (accepted.SkipLast(1).Any(s => Value(s) <= goal) || accepted.Any(s => baselinePsnr - s.PsnrDb > options.MaxPsnrDropDb))
             {
                 saved.Model.Dispose();
                 saved = null;
@@ -193,13 +194,17 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
 
     /// <summary>
     /// Identifies the run a saved state belongs to: the original's architecture and weights, and the options that shape
-    /// the steps — not the target, which only decides where they stop.
+    /// the steps — not the target nor the PSNR-drop budget, which only decide where they stop (a resumed run checks the
+    /// saved steps against its own budget).
     /// </summary>
     private string RunKey(GraphModule original)
     {
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        var shaping = options with { ProgressDir = null, Target = new PruneTarget("any", 1, true) };
-        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + shaping));
+        var shaping = options with { ProgressDir = null, Target = new PruneTarget("any", 1, true), MaxPsnrDropDb = double.PositiveInfinity };
+        // A record prints a set as its type name: the skipped groups are appended by content (only when there are any,
+        // so that keys of runs without them stay what they were).
+        var skip = options.Selection.Skip.Count == 0 ? "" : ":skip=" + string.Join(",", options.Selection.Skip.Order(StringComparer.Ordinal));
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + shaping + skip));
         foreach (var (key, value) in original.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(key));

@@ -190,6 +190,36 @@ public class IterativePruningTests
     }
 
     [Fact]
+    public void SavedProgress_IsReusedUnderALooserDropBudget_AndNotUnderOneASavedStepExceeds()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        var progress = Path.Combine(TestAssets.TempDir(), "p");
+        PruneOptions Options(double budget) => new()
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.8"), DataDir = TinyDataset.Path, FinetuneSteps = 1, BatchSize = 2,
+            EvalPairs = 4, MaxPsnrDropDb = budget, ImportanceBatches = 1, Selection = new SelectionOptions { StepFraction = 0.05 }, ProgressDir = progress,
+        };
+        var (first, firstSteps, _) = new IterativePruner(Options(100), identity).Run(model);
+        first.Dispose();
+        var drops = firstSteps.Where(s => s.Action == "accepted").Select(s => firstSteps[0].PsnrDb - s.PsnrDb).ToList();
+        Assert.True(drops.Count >= 2, $"{drops.Count} steps: the test needs several");
+        // Any budget the saved steps stay within continues them: the same records, measured latencies included.
+        var (looser, looserSteps, looserOutcome) = new IterativePruner(Options(drops.Max() + 0.5), identity).Run(model);
+        looser.Dispose();
+        Assert.Equal("target reached", looserOutcome);
+        Assert.Equal(firstSteps, looserSteps);
+        // A budget one saved step exceeds cannot keep the last step's weights: the run starts over and stops there.
+        var (tighter, tighterSteps, tighterOutcome) = new IterativePruner(Options(drops.Max() - 0.05), identity).Run(model);
+        using (tighter)
+        {
+            Assert.StartsWith("stopped at step", tighterOutcome);
+            Assert.Contains(tighterSteps, s => s.Action == "rolled_back");
+            Assert.True(tighterSteps.Count(s => s.Action == "accepted") < drops.Count);
+        }
+    }
+
+    [Fact]
     public void RecoveryFineTuning_TrainsThePrunedModel_LogsIt_AndARerunReloadsItsSavedWeights()
     {
         using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
