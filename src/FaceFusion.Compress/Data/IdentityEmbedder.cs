@@ -29,6 +29,8 @@ public sealed class IdentityEmbedder : IDisposable
 
     public string ModelPath { get; }
 
+    /// <param name="modelPath">The embedder's ONNX file (loaded once; the session is disposed with this object).</param>
+    /// <param name="settings">ONNX Runtime threads and options (defaults when null).</param>
     /// <param name="normalization">ffc (default, the bundled embedder) or insightface; see <see cref="Normalization"/>.</param>
     public IdentityEmbedder(string modelPath, OrtSettings? settings = null, string normalization = "ffc")
     {

@@ -27,13 +27,13 @@ public static class PngText
         const int ihdrEnd = 8 + 4 + 4 + 13 + 4;
         using var output = new MemoryStream();
         output.Write(png, 0, ihdrEnd);
+        Span<byte> buffer = stackalloc byte[4];
         foreach (var (key, value) in texts)
         {
             var body = Encoding.Latin1.GetBytes(key).Concat(new byte[] { 0 }).Concat(Encoding.Latin1.GetBytes(value)).ToArray();
             var chunk = new byte[4 + body.Length];
             Encoding.ASCII.GetBytes("tEXt").CopyTo(chunk, 0);
             body.CopyTo(chunk, 4);
-            Span<byte> buffer = stackalloc byte[4];
             BinaryPrimitives.WriteUInt32BigEndian(buffer, (uint)body.Length);
             output.Write(buffer);
             output.Write(chunk);

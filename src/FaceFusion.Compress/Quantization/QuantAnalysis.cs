@@ -24,7 +24,7 @@ public static class QuantAnalysis
     public static readonly string[] SqnrColumns = ["node", "op", "sqnr_db"];
     public static readonly string[] SensitivityColumns = ["node", "psnr_db", "psnr_drop_db", "psnr_vs_float_db"];
 
-    /// <summary>Faces of <paramref name="split"/> used for evaluation: a seeded sample of <paramref name="count"/>.</summary>
+    /// <summary>Faces of <paramref name="data"/> used for evaluation: a seeded sample of <paramref name="count"/>.</summary>
     private static int[] Faces(FaceSwapData data, int count, int seed)
     {
         var rng = new Random(seed);

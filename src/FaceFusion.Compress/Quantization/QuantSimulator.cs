@@ -42,7 +42,10 @@ public sealed class QuantSimulator : nn.Module, IQuantizationSimulator
     public bool Observing { get; set; }
 
     /// <param name="graph">The (BatchNorm-folded) graph to simulate.</param>
+    /// <param name="policy">Which values are quantized and how (the mixed-precision policy).</param>
     /// <param name="initial">Calibrated parameters per value (e.g. from <see cref="Calibrator"/>); every policy value must be present.</param>
+    /// <param name="observer">How ranges follow the data while <see cref="Observing"/>.</param>
+    /// <param name="learnableScales">See <see cref="LearnableScales"/>.</param>
     public QuantSimulator(NetworkGraph graph, QuantPolicy policy, IReadOnlyDictionary<string, QuantParams> initial,
         ObserverKind observer = ObserverKind.MovingAverage, bool learnableScales = false) : base("quantization")
     {

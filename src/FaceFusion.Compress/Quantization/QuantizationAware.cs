@@ -45,6 +45,12 @@ public static class QuantizationAware
     /// With <paramref name="resumedPolicy"/> (a run being resumed) that policy is used and the ranges are placeholders
     /// the checkpoint overwrites. <paramref name="model"/> is not changed; the caller disposes the returned module and simulator.
     /// </summary>
+    /// <param name="model">The float model (left unchanged).</param>
+    /// <param name="config">Policy, calibration and sensitivity settings.</param>
+    /// <param name="dataDir">Prepared dataset for calibration and the sensitivity mode's `val` evaluation.</param>
+    /// <param name="seed">Seed of the calibration and evaluation samples.</param>
+    /// <param name="resumedPolicy">The saved policy of a run being resumed, or null.</param>
+    /// <param name="progress">Progress lines (calibration, sensitivity), or null.</param>
     /// <param name="calibrationBatches">Feeds to calibrate on instead of swapper pairs from <paramref name="dataDir"/> (a user's own model).</param>
     public static PreparedQat Prepare(GraphModule model, QatConfig config, string dataDir, int seed, QuantPolicy? resumedPolicy = null,
         IProgress<string>? progress = null, IEnumerable<Dictionary<string, TorchSharp.torch.Tensor>>? calibrationBatches = null)

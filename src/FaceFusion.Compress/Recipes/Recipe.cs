@@ -139,6 +139,8 @@ public static class RecipeSchema
 /// <summary>Parses and validates recipes, reporting every problem with file, line and column.</summary>
 public static class RecipeParser
 {
+    /// <param name="path">The recipe file; errors name it with line and column.</param>
+    /// <param name="profile">A profile whose overrides are applied, or null.</param>
     /// <param name="teacherOverride">Replaces the recipe's `teacher:` (e.g. `ffc run --teacher`).</param>
     public static Recipe Load(string path, string? profile = null, string? teacherOverride = null)
     {

@@ -55,10 +55,11 @@ public static class RunReport
             if (lines.Length < 2) continue;
             var header = lines[0].Split(',').ToList();
             int step = header.IndexOf("step"), total = header.IndexOf("loss_total");
+            if (step < 0 || total < 0) continue; // not a training log of this toolkit
             var points = lines.Skip(1).Select(l => l.Split(',')).Where(f => f.Length > total)
                 .Select(f => (double.Parse(f[step], CultureInfo.InvariantCulture), double.Parse(f[total], CultureInfo.InvariantCulture))).Where(p => double.IsFinite(p.Item2)).ToList();
             if (points.Count == 0) continue;
-            losses.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray()).LegendText = Path.GetFileName(Path.GetDirectoryName(log));
+            losses.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray()).LegendText = Path.GetFileName(Path.GetDirectoryName(log)) ?? log;
         }
         losses.Title("training loss (total)"); losses.XLabel("step"); losses.YLabel("loss"); losses.ShowLegend();
         losses.SavePng(Path.Combine(dir, "losses.png"), 800, 450);

@@ -70,6 +70,10 @@ public sealed class FaceSwapData : IDisposable
         long.TryParse(Environment.GetEnvironmentVariable("FFC_DATA_MEMORY_MB"), out var mb) && mb >= 0 ? mb * 1024 * 1024 : 2048L * 1024 * 1024;
 
     /// <summary>Loads the faces of <paramref name="split"/> (all splits when null) at <paramref name="resolution"/>.</summary>
+    /// <param name="datasetDir">A prepared dataset folder (`ffc data prepare`).</param>
+    /// <param name="split">train, val or test; null for all.</param>
+    /// <param name="resolution">Side of the square crops, in pixels.</param>
+    /// <param name="limit">Use only the first this many faces (quick runs), or all when null.</param>
     /// <param name="memoryBudget">Bytes of decoded faces kept in memory; a larger split is streamed (default <see cref="DefaultMemoryBudget"/>).</param>
     public FaceSwapData(string datasetDir, string? split, int resolution, int? limit = null, long? memoryBudget = null)
     {

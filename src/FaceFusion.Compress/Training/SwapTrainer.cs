@@ -51,6 +51,8 @@ public sealed class SwapTrainer
     private readonly string _root;
 
     /// <param name="config">The configuration; relative paths are resolved against <paramref name="root"/>.</param>
+    /// <param name="assets">The imported identity, perceptual and landmark networks (the trainer loads what the losses need).</param>
+    /// <param name="root">The repository root.</param>
     public SwapTrainer(TrainConfig config, AssetPaths assets, string root)
     {
         _config = config;
