@@ -165,6 +165,8 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
                 ((IProgress<PruneStep>)progress).Report(result.Steps[^1]);
             }
         });
+        // The display ran the lambda to its end, so the result is set (the compiler cannot see through the lambda).
+        if (result.Model is null || result.Steps is null || result.Outcome is null) throw new InvalidOperationException("pruning returned no result");
         using (result.Model)
         {
             IterativePruner.WriteOutputs(settings.Output!, result.Model, result.Steps, result.Outcome, new Dictionary<string, string>
