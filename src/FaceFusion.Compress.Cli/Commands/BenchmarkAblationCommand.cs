@@ -37,12 +37,17 @@ internal sealed class BenchmarkAblationCommand : Command<BenchmarkAblationComman
         [Description("Evaluation split. Default val.")]
         public string Split { get; init; } = "val";
 
+        [CommandOption("--seeds <N>")]
+        [Description("Also train the baseline (every term) with the next N−1 seeds: their spread is the noise a term's difference must exceed. Default 1.")]
+        public int Seeds { get; init; } = 1;
+
         [CommandOption("-o|--output <DIR>")]
         [Description("Folder for one run per term and ablation.csv. Default artifacts/ablation.")]
         public string? Output { get; init; }
 
         public override ValidationResult Validate() =>
-            Teacher is null ? ValidationResult.Error("--teacher is required") : Steps is < 1 ? ValidationResult.Error("--steps must be at least 1") : ValidationResult.Success();
+            Teacher is null ? ValidationResult.Error("--teacher is required") : Steps is < 1 ? ValidationResult.Error("--steps must be at least 1")
+            : Seeds < 1 ? ValidationResult.Error("--seeds must be at least 1") : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -57,7 +62,7 @@ internal sealed class BenchmarkAblationCommand : Command<BenchmarkAblationComman
             return config;
         }
         var output = Path.GetFullPath(settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "ablation"));
-        var rows = LossAblation.Run(Make, terms, output, AssetPaths.Locate(), Workspace.Root, settings.Split, new InlineProgress<string>(l => AnsiConsole.WriteLine("  " + l)));
+        var rows = LossAblation.Run(Make, terms, output, AssetPaths.Locate(), Workspace.Root, settings.Split, new InlineProgress<string>(l => AnsiConsole.WriteLine("  " + l)), settings.Seeds);
         var csv = LossAblation.Write(output, rows);
         var baseline = rows[0];
         string D(double v, double b) => (v - b).ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture);
@@ -67,6 +72,13 @@ internal sealed class BenchmarkAblationCommand : Command<BenchmarkAblationComman
             table.AddRow(r.Removed, $"{r.PsnrDb:0.00}", D(r.PsnrDb, baseline.PsnrDb), $"{r.Ssim:0.000}", $"{r.IdentityCosine:0.000}",
                 D(r.IdentityCosine, baseline.IdentityCosine), $"{r.PsnrVsTeacherDb:0.00}", D(r.PsnrVsTeacherDb, baseline.PsnrVsTeacherDb));
         AnsiConsole.Write(table);
+        var repeats = rows.Where(r => r.Removed == "none" || r.Removed.StartsWith("none-seed", StringComparison.Ordinal)).ToList();
+        if (repeats.Count > 1)
+        {
+            string Spread(Func<AblationRow, double> f, string format) => (repeats.Max(f) - repeats.Min(f)).ToString(format, CultureInfo.InvariantCulture);
+            AnsiConsole.WriteLine($"seed-to-seed spread of the baseline over {repeats.Count} seeds (max − min): PSNR {Spread(r => r.PsnrDb, "0.00")} dB, " +
+                $"id cos {Spread(r => r.IdentityCosine, "0.000")}, PSNR vs teacher {Spread(r => r.PsnrVsTeacherDb, "0.00")} dB — a term's Δ within it is noise");
+        }
         AnsiConsole.MarkupLineInterpolated($"wrote {csv}");
         return 0;
     }

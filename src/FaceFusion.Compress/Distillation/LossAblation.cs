@@ -3,6 +3,7 @@ using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Models.Networks;
 using FaceFusion.Compress.Training;
 using static TorchSharp.torch;
 
@@ -34,40 +35,54 @@ public static class LossAblation
     /// <summary>
     /// Runs the baseline and one run per term in <paramref name="terms"/> under <paramref name="outputDir"/>/&lt;term&gt;
     /// (each resumable), then evaluates them on <paramref name="split"/>. <paramref name="makeConfig"/> gives a fresh
-    /// config (teacher, student, steps, data) for each run.
+    /// config (teacher, student, steps, data) for each run. With <paramref name="seeds"/> &gt; 1 the baseline is also
+    /// trained with the next seeds (rows and folders <c>none-seed&lt;k&gt;</c>): the spread of those runs is the noise
+    /// a term's difference must exceed to mean anything. Every run is evaluated on the same pairs (the first config's
+    /// seed picks them), so seeds change the training only.
     /// </summary>
     public static List<AblationRow> Run(Func<TrainConfig> makeConfig, IReadOnlyList<string> terms, string outputDir, AssetPaths assets, string root,
-        string split = Splits.Val, IProgress<string>? progress = null)
+        string split = Splits.Val, IProgress<string>? progress = null, int seeds = 1)
     {
         foreach (var term in terms)
             if (!Terms.ContainsKey(term)) throw new ArgumentException($"unknown loss term '{term}' (known: {string.Join(", ", Terms.Keys)})");
+        if (seeds < 1) throw new ArgumentException("seeds must be at least 1");
+        int evaluationSeed = makeConfig().Seed;
+        var runs = new List<(string Name, string Removed, int SeedOffset)> { ("none", "none", 0) };
+        runs.AddRange(Enumerable.Range(1, seeds - 1).Select(k => ($"none-seed{evaluationSeed + k}", "none", k)));
+        runs.AddRange(terms.Select(t => (t, t, 0)));
         var rows = new List<AblationRow>();
-        foreach (var removed in terms.Prepend("none"))
+        foreach (var (name, removed, seedOffset) in runs)
         {
             var config = makeConfig();
             if (config.Teacher is null) throw new ArgumentException("the ablation distils: the config needs a teacher");
             if (removed != "none") Terms[removed](config);
-            config.Output = Path.Combine(outputDir, removed);
+            config.Seed += seedOffset;
+            config.Output = Path.Combine(outputDir, name);
             config.EvalSplit = split;
-            progress?.Report($"training without {removed}");
+            progress?.Report($"training {(removed == "none" ? "with every term" : $"without {removed}")}{(seedOffset > 0 ? $", seed {config.Seed}" : "")}");
             var trainer = new SwapTrainer(config, assets, root);
             trainer.Train(resume: true);
-            rows.Add(Evaluate(removed, trainer.ModelDir, config, assets, root));
-            progress?.Report(string.Create(CultureInfo.InvariantCulture, $"without {removed}: PSNR {rows[^1].PsnrDb:0.00} dB, vs teacher {rows[^1].PsnrVsTeacherDb:0.00} dB, id {rows[^1].IdentityCosine:0.000}"));
+            rows.Add(Evaluate(name, trainer.ModelDir, config, evaluationSeed, assets, root));
+            progress?.Report(string.Create(CultureInfo.InvariantCulture, $"{name}: PSNR {rows[^1].PsnrDb:0.00} dB, vs teacher {rows[^1].PsnrVsTeacherDb:0.00} dB, id {rows[^1].IdentityCosine:0.000}"));
         }
         return rows;
     }
 
-    private static AblationRow Evaluate(string removed, string modelDir, TrainConfig config, AssetPaths assets, string root)
+    private static AblationRow Evaluate(string name, string modelDir, TrainConfig config, int evaluationSeed, AssetPaths assets, string root)
     {
         string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
-        var metrics = System.Text.Json.JsonSerializer.Deserialize<List<SwapMetrics>>(File.ReadAllText(Path.Combine(modelDir, "metrics.json")))!
-            .First(m => m.Model == "trained");
         using var student = Checkpoint.Load(modelDir);
         student.eval();
         using var teacher = Teachers.Open(Resolve(config.Teacher!));
+        // The identity network training used (a config's own embedder, else the bundled one), as the trainer's evaluation.
+        using var identity = config.IdentityEmbedder is { } embedder
+            ? new IdentityNetwork(Resolve(embedder), config.IdentityEmbedderNormalization)
+            : new IdentityNetwork(assets.IdentityEmbedder);
         using var data = new FaceSwapData(Resolve(config.Data), config.EvalSplit, config.Resolution);
-        var (targets, sources) = SwapTrainer.EvaluationPairs(data, config.EvalPairs, config.Seed);
+        if (config.IdentityEmbedder is not null) data.SourceEmbedder = images => identity.call(images);
+        var (targets, sources) = SwapTrainer.EvaluationPairs(data, config.EvalPairs, evaluationSeed);
+        Tensor Swap(SwapBatch batch) => student.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+        var metrics = SwapEvaluation.Measure(name, Swap, data, targets, sources, identity);
         static Tensor Resize(Tensor x, long size) => x.shape[^1] == size ? x : nn.functional.interpolate(x, size: [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
         double squared = 0;
         long count = 0;
@@ -76,14 +91,14 @@ public static class LossAblation
             {
                 using var scope = NewDisposeScope();
                 using var batch = data.Pairs(targets.Skip(start).Take(8).ToArray(), sources.Skip(start).Take(8).ToArray());
-                var output = student.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+                var output = Swap(batch);
                 // As in training: the teacher sees its own resolution, its output is compared at the student's.
                 var reference = Resize(teacher.Run(Resize(batch.Target, teacher.Resolution), batch.Source, []).Output, output.shape[^1]);
                 squared += output.sub(reference).square().sum().item<float>();
                 count += output.numel();
             }
         double vsTeacher = 10 * Math.Log10(4.0 / Math.Max(squared / Math.Max(1, count), 1e-20));
-        return new AblationRow(removed, metrics.ReconstructionPsnr, metrics.ReconstructionSsim, metrics.IdentityCosine, vsTeacher);
+        return new AblationRow(name, metrics.ReconstructionPsnr, metrics.ReconstructionSsim, metrics.IdentityCosine, vsTeacher);
     }
 
     /// <summary>Writes `ablation.csv` (<see cref="Columns"/>); returns its path.</summary>
