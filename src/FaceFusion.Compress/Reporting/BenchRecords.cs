@@ -68,6 +68,13 @@ public sealed partial class ResolutionLatencyRow
     [CsvColumn("p50_ms")] public double P50Ms { get; set; }
     [CsvColumn("p90_ms")] public double P90Ms { get; set; }
     [CsvColumn("speedup_vs_teacher")] public double? SpeedupVsTeacher { get; set; }
+    /// <summary>
+    /// Smallest and largest speed-up over the repeated measurements (each a teacher/model ratio of p50s). Optional
+    /// when read: files written before the repeats existed lack them.
+    /// </summary>
+    [CsvColumn("speedup_min", Optional = true)] public double? SpeedupMin { get; set; }
+    [CsvColumn("speedup_max", Optional = true)] public double? SpeedupMax { get; set; }
+    [CsvColumn("repeats", Optional = true)] public int? Repeats { get; set; }
 }
 
 /// <summary>One row of `slices.csv`: quality on one slice of the evaluation data.</summary>

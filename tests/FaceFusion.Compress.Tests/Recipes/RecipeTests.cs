@@ -1,3 +1,4 @@
+using System.Globalization;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Recipes;
@@ -150,17 +151,20 @@ public class RecipeTests
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
         // Every FP32 and INT8 model re-exported at 64 px and timed there; the report states the 64-px speed-up.
         var latency = File.ReadAllLines(Path.Combine(runner.RunDir, "06-bench", "latency_by_resolution.csv"));
-        Assert.Equal("resolution,stage,precision,p50_ms,p90_ms,speedup_vs_teacher", latency[0]);
+        Assert.Equal("resolution,stage,precision,p50_ms,p90_ms,speedup_vs_teacher,speedup_min,speedup_max,repeats", latency[0]);
         var latencyRows = latency.Skip(1).Select(l => l.Split(',')).ToList();
         Assert.Equal(stages.Order(), latencyRows.Where(r => r[0] == "64").Select(r => r[1]).Order());
         Assert.Equal(stages.Order(), latencyRows.Where(r => r[0] == "32").Select(r => r[1]).Order()); // the run's own size, interleaved
         Assert.All(latencyRows, r => Assert.Contains(r[0], new[] { "32", "64" }));
         Assert.Contains(latencyRows, r => r[1] == "int8" && r[2] == "int8");
         Assert.All(latencyRows.Where(r => r[1] == "teacher"), r => Assert.Equal("1", r[5]));
+        // The speed-up comes with its spread over the repeats, which brackets it.
+        Assert.All(latencyRows, r => Assert.True(double.Parse(r[6], CultureInfo.InvariantCulture) <= double.Parse(r[5], CultureInfo.InvariantCulture)
+            && double.Parse(r[5], CultureInfo.InvariantCulture) <= double.Parse(r[7], CultureInfo.InvariantCulture) && r[8] == "5", string.Join(',', r)));
         using (var at64 = new FaceFusion.Compress.Runtime.OrtSwapper(Path.Combine(runner.RunDir, "06-bench", "latency-64", "int8.onnx"))) Assert.Equal(64, at64.Resolution);
         var reportLines = File.ReadAllLines(Path.Combine(runner.RunDir, "07-report", "report.md"));
-        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 64 px, interleaved timing (target"));
-        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 32 px, interleaved timing (bench table:"));
+        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 64 px, interleaved timing (5 repeats: ") && !l.Contains("bench table"));
+        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 32 px, interleaved timing (5 repeats: ") && l.Contains("(bench table:"));
 
         var log = new List<string>();
         new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
