@@ -77,12 +77,17 @@ public static class RunReport
         foreach (var line in Targets(rows, latencyByResolution)) md.AppendLine(line);
         if (latencyByResolution.Count > 0)
         {
-            md.AppendLine("Latency in interleaved rounds (one run of each model per round, batch 1; at other sizes than the recipe's every model is re-exported at that size):");
+            int repeats = latencyByResolution.Max(l => l.Repeats ?? 1);
+            md.AppendLine("Latency in interleaved rounds (one run of each model per round, batch 1; at other sizes than the recipe's every model is re-exported at that size)" +
+                (repeats > 1 ? $", in {repeats} repeats: p50/p90 pool every run, the speed-up is the median of the repeats' ratios with their range:" : ":"));
             md.AppendLine();
             md.AppendLine("| px | stage | precision | p50 ms | p90 ms | teacher p50 / p50 |");
             md.AppendLine("|---|---|---|---|---|---|");
             foreach (var l in latencyByResolution)
-                md.AppendLine($"| {l.Resolution} | {l.Stage} | {l.Precision} | {F(l.P50Ms, "0.00")} | {F(l.P90Ms, "0.00")} | {F(l.SpeedupVsTeacher, "0.00")}{(l.SpeedupVsTeacher is null ? "" : "×")} |");
+            {
+                string range = l.SpeedupMin is double lo && l.SpeedupMax is double hi && l.Stage != "teacher" ? string.Create(CultureInfo.InvariantCulture, $" ({lo:0.00}–{hi:0.00})") : "";
+                md.AppendLine($"| {l.Resolution} | {l.Stage} | {l.Precision} | {F(l.P50Ms, "0.00")} | {F(l.P90Ms, "0.00")} | {F(l.SpeedupVsTeacher, "0.00")}{(l.SpeedupVsTeacher is null ? "" : "×")}{range} |");
+            }
             md.AppendLine();
         }
         md.AppendLine("![quality vs latency](pareto_latency.png) ![quality vs size](pareto_size.png)");
