@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.ComponentModel;
 using FaceFusion.Compress.Reporting;
 using FaceFusion.Compress.Runtime;
@@ -22,6 +23,10 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         [Description("Interleaved rounds (one run of each model per round). Default 60.")]
         public int Rounds { get; init; } = 60;
 
+        [CommandOption("--repeats <N>")]
+        [Description("Repeat the rounds N times, each repeat starting with the next model, and give each ratio to the first model with its range over the repeats. Default 1.")]
+        public int Repeats { get; init; } = 1;
+
         [CommandOption("--op-profile")]
         [Description("Also print where each model's time goes: ONNX Runtime kernel time per op type (profiler on, separate runs).")]
         public bool OpProfile { get; init; }
@@ -38,11 +43,21 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var ort = new OrtSettings { IntraOpThreads = settings.Threads, AllowSpinning = false };
-        var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads);
+        if (settings.Repeats < 1) throw new ArgumentException("--repeats must be at least 1");
+        var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads, settings.Repeats);
         double reference = times[0].P50Ms;
-        var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds, {ort.EffectiveThreads} threads").AddColumns("model", "p50 ms", "p90 ms", "vs first");
+        var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds{(settings.Repeats > 1 ? $" × {settings.Repeats} repeats" : "")}, {ort.EffectiveThreads} threads")
+            .AddColumns("model", "p50 ms", "p90 ms", "vs first");
         foreach (var t in times)
-            table.AddRow(Path.GetFileName(t.ModelPath), $"{t.P50Ms:0.00}", $"{t.P90Ms:0.00}", $"{t.P50Ms / reference:0.00}×");
+        {
+            // Per repeat, this model's p50 over the first model's: the spread a comparison must exceed.
+            var ratios = t.RepeatP50Ms.Zip(times[0].RepeatP50Ms, (a, b) => a / b).ToList();
+            // With repeats the ratio is their median (a ratio of pooled p50s can fall outside their range).
+            string ratio = settings.Repeats > 1
+                ? string.Create(CultureInfo.InvariantCulture, $"{SwapBench.Percentile(ratios, 50):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00})")
+                : $"{t.P50Ms / reference:0.00}×";
+            table.AddRow(Path.GetFileName(t.ModelPath), $"{t.P50Ms:0.00}", $"{t.P90Ms:0.00}", ratio);
+        }
         AnsiConsole.Write(table);
         if (settings.OpProfile)
             foreach (var model in settings.Models)

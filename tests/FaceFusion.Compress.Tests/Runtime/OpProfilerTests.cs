@@ -30,5 +30,14 @@ public class OpProfilerTests
         var (code, text) = CliTests.Ffc("benchmark", "latency", path, path, "--rounds", "2", "--node-profile", "3");
         Assert.True(code == 0, text);
         Assert.Contains("3 most expensive nodes", text);
+
+        // Repeats: the ratio to the first model comes with its range over the repeats; a bad count is refused.
+        var repeated = CliTests.Ffc("benchmark", "latency", path, path, "--rounds", "2", "--repeats", "3");
+        Assert.True(repeated.Code == 0, repeated.Output);
+        Assert.Contains("2 rounds × 3 repeats", repeated.Output);
+        Assert.Matches(@"\d\.\d\d× \(\d\.\d\d–\d\.\d\d\)", repeated.Output);
+        var refused = CliTests.Ffc("benchmark", "latency", path, "--repeats", "0");
+        Assert.NotEqual(0, refused.Code);
+        Assert.Contains("--repeats must be at least 1", refused.Output);
     }
 }
