@@ -50,11 +50,9 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
             .AddColumns("model", "p50 ms", "p90 ms", "vs first");
         foreach (var t in times)
         {
-            // Per repeat, this model's p50 over the first model's: the spread a comparison must exceed.
-            var ratios = t.RepeatP50Ms.Zip(times[0].RepeatP50Ms, (a, b) => a / b).ToList();
-            // With repeats the ratio is their median (a ratio of pooled p50s can fall outside their range).
-            string ratio = settings.Repeats > 1
-                ? string.Create(CultureInfo.InvariantCulture, $"{SwapBench.Percentile(ratios, 50):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00})")
+            // With repeats: the median of the per-repeat ratios to the first model, and their range.
+            string ratio = settings.Repeats > 1 && t.RatioTo(times[0]) is var (median, min, max)
+                ? string.Create(CultureInfo.InvariantCulture, $"{median:0.00}× ({min:0.00}–{max:0.00})")
                 : $"{t.P50Ms / reference:0.00}×";
             table.AddRow(Path.GetFileName(t.ModelPath), $"{t.P50Ms:0.00}", $"{t.P90Ms:0.00}", ratio);
         }

@@ -305,13 +305,11 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         int t = models.FindIndex(m => m.Label == "teacher");
         return models.Select((m, k) =>
         {
-            var ratios = t < 0 ? null : times[t].RepeatP50Ms.Zip(times[k].RepeatP50Ms, (a, b) => a / b).ToList();
+            (double Median, double Min, double Max)? speedup = t < 0 ? null : times[t].RatioTo(times[k]);
             return new ResolutionLatencyRow
             {
                 Resolution = size, Stage = m.Label, Precision = m.Precision, P50Ms = times[k].P50Ms, P90Ms = times[k].P90Ms,
-                // The median of the repeats' ratios, so that it lies within their spread.
-                SpeedupVsTeacher = ratios is null ? null : SwapBench.Percentile(ratios, 50),
-                SpeedupMin = ratios?.Min(), SpeedupMax = ratios?.Max(), Repeats = repeats,
+                SpeedupVsTeacher = speedup?.Median, SpeedupMin = speedup?.Min, SpeedupMax = speedup?.Max, Repeats = repeats,
             };
         }).ToList();
     }

@@ -5,7 +5,18 @@ using FaceFusion.Compress.Runtime;
 namespace FaceFusion.Compress.Reporting;
 
 /// <summary>Batch-1 latency of one model in an interleaved comparison; <paramref name="RepeatP50Ms"/>: the p50 of each repeat.</summary>
-public sealed record InterleavedTime(string ModelPath, double P50Ms, double P90Ms, IReadOnlyList<double> RepeatP50Ms);
+public sealed record InterleavedTime(string ModelPath, double P50Ms, double P90Ms, IReadOnlyList<double> RepeatP50Ms)
+{
+    /// <summary>
+    /// This p50 over <paramref name="other"/>'s, repeat by repeat: the median (which, unlike a ratio of pooled p50s,
+    /// always lies within the range) and the range.
+    /// </summary>
+    public (double Median, double Min, double Max) RatioTo(InterleavedTime other)
+    {
+        var ratios = RepeatP50Ms.Zip(other.RepeatP50Ms, (a, b) => a / b).ToList();
+        return (SwapBench.Percentile(ratios, 50), ratios.Min(), ratios.Max());
+    }
+}
 
 /// <summary>
 /// Batch-1 latency of several swappers measured in interleaved rounds (one run of each model per round), so
