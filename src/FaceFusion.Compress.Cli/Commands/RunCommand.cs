@@ -38,7 +38,7 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         Recipe recipe;
-        try { recipe = RecipeParser.Load(settings.Recipe, settings.Profile, settings.Teacher); }
+        try { recipe = RecipeParser.Load(settings.Recipe, settings.Profile, settings.Teacher, Workspace.Root); }
         catch (RecipeException e)
         {
             foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");

@@ -142,7 +142,9 @@ public static class RecipeParser
     /// <param name="path">The recipe file; errors name it with line and column.</param>
     /// <param name="profile">A profile whose overrides are applied, or null.</param>
     /// <param name="teacherOverride">Replaces the recipe's `teacher:` (e.g. `ffc run --teacher`).</param>
-    public static Recipe Load(string path, string? profile = null, string? teacherOverride = null)
+    /// <param name="rootDir">When given, the files the recipe names (teacher, data, stage configs) must exist, resolved
+    /// against this folder as the runner resolves them; a missing one is an error at its line like any other.</param>
+    public static Recipe Load(string path, string? profile = null, string? teacherOverride = null, string? rootDir = null)
     {
         if (!File.Exists(path)) throw new RecipeException([new RecipeError(path, 0, 0, "recipe file not found")]);
         var text = File.ReadAllText(path);
@@ -174,7 +176,11 @@ public static class RecipeParser
             if (!RecipeSchema.TopLevel.ContainsKey(key)) Error(k, $"unknown key '{key}' (known: {string.Join(", ", RecipeSchema.TopLevel.Keys)})");
             else top[key] = v;
         }
+        foreach (var key in new[] { "name", "data", "teacher" })
+            if (top.TryGetValue(key, out var n) && n is not YamlScalarNode) Error(n, $"'{key}' must be a single value (a {RecipeSchema.TopLevel[key].Type})");
         string Scalar(string key, string fallback) => top.TryGetValue(key, out var n) && n is YamlScalarNode s ? s.Value ?? fallback : fallback;
+        // Files the recipe names, checked for existence at the end when a root is given: (value, node, what it is).
+        var inputs = new List<(string Value, YamlNode? Node, string What)>();
         int IntValue(string key, int fallback)
         {
             if (!top.TryGetValue(key, out var n)) return fallback;
@@ -187,6 +193,8 @@ public static class RecipeParser
         int seed = IntValue("seed", 1);
         var data = Scalar("data", "datasets/bundled");
         var teacher = teacherOverride ?? (top.ContainsKey("teacher") ? Scalar("teacher", "") : null);
+        if (teacher is not null) inputs.Add((teacher, teacherOverride is null ? top.GetValueOrDefault("teacher") : null, teacherOverride is null ? "teacher" : "--teacher"));
+        inputs.Add((data, top.GetValueOrDefault("data"), "data"));
 
         // Profiles: overrides "stage.key: value" applied to the first stage of that kind.
         var profiles = new Dictionary<string, List<(string Stage, string Key, string Value, YamlNode Node)>>();
@@ -233,13 +241,14 @@ public static class RecipeParser
                     if (key == "stage") continue;
                     if (!schema.TryGetValue(key, out var spec)) { Error(kNode, $"stage '{kind}': unknown key '{key}' (known: {string.Join(", ", schema.Keys)})"); continue; }
                     var value = ScalarOrList(vNode);
-                    var problem = Check(spec, value);
+                    var problem = Check(spec, value) ?? Budget(kind, key, value);
                     if (problem is not null) Error(vNode, $"stage '{kind}': '{key}' {problem}");
                     else parameters[key] = value;
+                    if (problem is null && spec.Type == "path") inputs.Add((value, vNode, $"stage '{kind}': '{key}'"));
                 }
-                if (kind == "prune" && new[] { "target_macs", "target_params", "target_latency_ms" }.Count(parameters.ContainsKey) != 1)
+                if (kind == "prune" && new[] { "target_macs", "target_params", "target_latency_ms" }.Count(values.ContainsKey) != 1)
                     Error(item, "stage 'prune' needs exactly one of target_macs, target_params, target_latency_ms");
-                if (kind == "train" && !parameters.ContainsKey("config"))
+                if (kind == "train" && !values.ContainsKey("config"))
                     Error(item, "stage 'train' needs 'config'");
                 stages.Add(new RecipeStage(kind, parameters));
             }
@@ -249,24 +258,48 @@ public static class RecipeParser
             {
                 int index = stages.FindIndex(s => s.Kind == stage);
                 if (index < 0) { Error(node, $"profile '{profile}' overrides '{stage}.{key}' but the recipe has no {stage} stage"); continue; }
-                var problem = Check(RecipeSchema.Stages[stage][key], value);
+                var spec = RecipeSchema.Stages[stage][key];
+                var problem = Check(spec, value) ?? Budget(stage, key, value);
                 if (problem is not null) { Error(node, $"profile '{profile}': '{stage}.{key}' {problem}"); continue; }
+                if (spec.Type == "path") inputs.Add((value, node, $"profile '{profile}': '{stage}.{key}'"));
                 stages[index] = stages[index] with { Parameters = new Dictionary<string, string>(stages[index].Parameters) { [key] = value } };
             }
 
-        // Impossible or missing inputs.
-        foreach (var s in stages)
-        {
-            if (s.Kind == "prune" && s.Parameters.TryGetValue("target_macs", out var tm) && double.TryParse(tm, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && f is <= 0 or > 1 && !tm.Any(char.IsLetter))
-                errors.Add(new RecipeError(path, 0, 0, $"stage 'prune': target_macs {tm} is impossible (a fraction must be in (0, 1])"));
-        }
         if (teacher is null && !stages.Any(s => s.Kind == "train"))
-            errors.Add(new RecipeError(path, 0, 0, "no teacher: give 'teacher:' or a train stage"));
+            Error(root, "no teacher: give 'teacher:' or a train stage");
+        if (rootDir is not null)
+            foreach (var (value, node, what) in inputs)
+            {
+                var full = System.IO.Path.IsPathRooted(value) ? value : System.IO.Path.GetFullPath(System.IO.Path.Combine(rootDir, value));
+                if (what == "data" && !File.Exists(System.IO.Path.Combine(full, Data.FaceManifest.FileName)))
+                    Error(node, $"data '{value}' is not a prepared dataset (no {Data.FaceManifest.FileName} in {full}; run `ffc data prepare` or `make setup`)");
+                else if (what != "data" && !File.Exists(full) && !Directory.Exists(full))
+                    Error(node, $"{what}: '{value}' not found ({full})");
+            }
         if (errors.Count > 0) throw new RecipeException(errors);
 
         var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
         return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList());
+    }
+
+    /// <summary>Budgets that no run can meet, whatever the model: a MAC/param fraction outside (0, 1], a negative drop.</summary>
+    private static string? Budget(string kind, string key, string value)
+    {
+        if (kind == "prune" && key is "target_macs" or "target_params" or "target_latency_ms")
+        {
+            var metric = key["target_".Length..];
+            try
+            {
+                var target = Pruning.PruneTarget.Parse(metric, value);
+                if (!target.IsFraction && metric != Pruning.PruneTarget.LatencyMs && !value.Any(char.IsLetter))
+                    return $"{value} is impossible (a fraction must be in (0, 1]; an absolute value takes a unit, e.g. 1.2G or 800M)";
+            }
+            catch (FormatException e) { return e.Message; }
+        }
+        if (key is "max_drop_db" && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var drop) && drop < 0)
+            return $"{value} is impossible (a PSNR drop budget cannot be negative)";
+        return null;
     }
 
     private static string ScalarOrList(YamlNode node) => node switch

@@ -119,9 +119,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         int rerunIndex = rerunFrom is null ? -1 : StageIndex(rerunFrom);
         Directory.CreateDirectory(RunDir);
         var manifestPath = Path.Combine(RunDir, "run.json");
-        var records = File.Exists(manifestPath)
-            ? JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json)?.Stages ?? []
-            : [];
+        var previous = File.Exists(manifestPath) ? JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json) : null;
+        var records = previous?.Stages ?? [];
         if (recipe.Teacher is not null)
         {
             var t = Resolve(recipe.Teacher);
@@ -133,9 +132,17 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         {
             Recipe = Path.GetFullPath(recipe.Path), RecipeHash = recipe.Hash, Profile = recipe.Profile, Seed = recipe.Seed,
             Toolkit = typeof(RecipeRunner).Assembly.GetName().Version?.ToString(3) ?? "0",
-            Packages = "TorchSharp-cpu 0.107.0, Microsoft.ML.OnnxRuntime 1.31.1",
+            Packages = PackageVersions(),
             DataManifestSha256 = Sha256(Path.Combine(Resolve(recipe.Data), FaceManifest.FileName)),
         };
+        manifest.InputsHash = InputsHash(manifest.DataManifestSha256);
+        manifest.RecipeText = File.ReadAllText(recipe.Path);
+        manifest.Teacher = recipe.Teacher;
+        // Stage hashes cover only each stage's own keys: a run whose shared inputs changed (another teacher, e.g. by
+        // --teacher, other data, seed or resolution) must not reuse any stage's outputs. Manifests written before the
+        // inputs were recorded carry none; they are trusted once and record them from now on.
+        bool inputsChanged = previous?.InputsHash is { } before && before != manifest.InputsHash;
+        if (inputsChanged) log?.Invoke("inputs changed since the last run (teacher, data, seed or resolution): every stage runs again");
         bool upstreamRan = false;
         for (int i = 0; i < recipe.Stages.Count; i++)
         {
@@ -144,7 +151,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             var dir = Path.Combine(RunDir, name);
             var record = records.FirstOrDefault(r => r.Name == name) ?? new StageRecord { Name = name };
             var parametersHash = ParametersHash(stage);
-            bool changed = record.ParametersHash is not null && record.ParametersHash != parametersHash;
+            bool changed = record.ParametersHash is not null && record.ParametersHash != parametersHash || inputsChanged && i == 0;
             if (changed || i == rerunIndex)
             {
                 // Changed parameters or --rerun: the old outputs and checkpoints belong to another configuration.
@@ -202,8 +209,17 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         RunManifest manifest;
         try { manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json) ?? throw new InvalidDataException($"{manifestPath}: empty manifest"); }
         catch (JsonException e) { throw new InvalidDataException($"{manifestPath}: malformed run manifest ({e.Message})", e); }
-        if (!File.Exists(manifest.Recipe)) throw new FileNotFoundException($"{manifestPath}: the run's recipe {manifest.Recipe} is gone", manifest.Recipe);
-        var recipe = RecipeParser.Load(manifest.Recipe, manifest.Profile);
+        // The recipe as it was run: its text from the manifest when recorded (the file may have moved or changed since).
+        Recipe recipe;
+        if (manifest.RecipeText is not null)
+        {
+            var copy = Path.Combine(Path.GetTempPath(), $"ffc-{Guid.NewGuid():N}-{Path.GetFileName(manifest.Recipe)}");
+            File.WriteAllText(copy, manifest.RecipeText);
+            try { recipe = RecipeParser.Load(copy, manifest.Profile, manifest.Teacher); }
+            finally { File.Delete(copy); }
+        }
+        else if (File.Exists(manifest.Recipe)) recipe = RecipeParser.Load(manifest.Recipe, manifest.Profile);
+        else throw new FileNotFoundException($"{manifestPath}: the run's recipe {manifest.Recipe} is gone", manifest.Recipe);
         var runner = new RecipeRunner(recipe, assets, root);
         if (recipe.Teacher is not null && Directory.Exists(runner.Resolve(recipe.Teacher))) runner._checkpoints["teacher"] = runner.Resolve(recipe.Teacher);
         foreach (var record in manifest.Stages.Where(r => r.Status == "done").OrderBy(r => r.Name, StringComparer.Ordinal))
@@ -538,6 +554,16 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         _ => ImportanceCriterion.Taylor,
     };
 
+    /// <summary>The versions of the libraries that compute the results, read from the loaded assemblies.</summary>
+    private static string PackageVersions()
+    {
+        static string Informational(Type type) =>
+            (type.Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false).FirstOrDefault() as System.Reflection.AssemblyInformationalVersionAttribute)?.InformationalVersion.Split('+')[0]
+            ?? type.Assembly.GetName().Version?.ToString() ?? "?";
+        return $"TorchSharp {Informational(typeof(TorchSharp.torch))}, Microsoft.ML.OnnxRuntime {Informational(typeof(Microsoft.ML.OnnxRuntime.InferenceSession))}, " +
+               $"YamlDotNet {Informational(typeof(YamlDotNet.RepresentationModel.YamlStream))}, .NET {Environment.Version}";
+    }
+
     private static void WriteManifest(string path, RunManifest manifest)
     {
         File.WriteAllText(path + ".partial", JsonSerializer.Serialize(manifest, Json));
@@ -551,6 +577,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     private string ParametersHash(RecipeStage stage) =>
         Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(stage.Kind + "\n" +
             string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}{FileContentHash(kv.Value)}"))))).ToLowerInvariant()[..16];
+
+    /// <summary>Hash of what every stage shares: the teacher (its path and content), the data manifest, seed and resolution.</summary>
+    private string InputsHash(string dataManifestSha256)
+    {
+        var teacher = recipe.Teacher is null ? "" : Resolve(recipe.Teacher) + ":" + Sha256Path(Resolve(recipe.Teacher));
+        return Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+            $"teacher={teacher}\ndata={dataManifestSha256}\nseed={recipe.Seed}\nresolution={recipe.Resolution}"))).ToLowerInvariant()[..16];
+    }
 
     private string FileContentHash(string value)
     {
@@ -576,6 +610,12 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         public string Toolkit { get; set; } = "";
         public string Packages { get; set; } = "";
         public string DataManifestSha256 { get; set; } = "";
+        /// <summary>Hash of the teacher, data manifest, seed and resolution (null in manifests written before it existed).</summary>
+        public string? InputsHash { get; set; }
+        /// <summary>The recipe as run, so that `ffc report` works after the file moved or changed.</summary>
+        public string? RecipeText { get; set; }
+        /// <summary>The teacher the run used (the recipe's or a --teacher override).</summary>
+        public string? Teacher { get; set; }
         public List<StageRecord> Stages { get; set; } = [];
     }
 }

@@ -37,6 +37,60 @@ public class RecipeTests
     }
 
     [Fact]
+    public void MissingInputsAndImpossibleBudgets_AreReportedAtTheirLines_BeforeAnyWork()
+    {
+        var dir = TestAssets.TempDir();
+        var path = Path.Combine(dir, "inputs.yaml");
+        File.WriteAllText(path, $"""
+            name: inputs
+            data: {dir}
+            teacher: no-such-teacher
+            stages:
+              - stage: prune
+                target_macs: 1.5
+                max_drop_db: -1
+              - stage: distill
+                config: no-such-config.yaml
+              - stage: prune
+                target_params: lots
+            profiles:
+              lightweight:
+                prune.target_macs: 0
+            """);
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(path, "lightweight", rootDir: dir));
+        Assert.Contains(e.Errors, x => x.Line == 2 && x.Message.Contains("not a prepared dataset"));
+        Assert.Contains(e.Errors, x => x.Line == 3 && x.Message.Contains("teacher: 'no-such-teacher' not found"));
+        Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("1.5 is impossible"));
+        Assert.Contains(e.Errors, x => x.Line == 7 && x.Message.Contains("cannot be negative"));
+        Assert.Contains(e.Errors, x => x.Line == 9 && x.Message.Contains("'config': 'no-such-config.yaml' not found"));
+        Assert.Contains(e.Errors, x => x.Line == 11 && x.Message.Contains("target 'lots'"));
+        Assert.Contains(e.Errors, x => x.Line == 14 && x.Message.Contains("profile 'lightweight'"));
+        Assert.Equal(7, e.Errors.Count);
+        // Without a root (e.g. re-reading a finished run's recipe for its report) only the recipe itself is checked.
+        Assert.Equal(4, Assert.Throws<RecipeException>(() => RecipeParser.Load(path, "lightweight")).Errors.Count);
+
+        // The CLI checks inputs against the repository (and a --teacher override too), exit code 2.
+        File.WriteAllText(path, $"name: inputs\ndata: {TinyDataset.Path}\nstages:\n  - stage: export\n");
+        var (code, output) = CliTests.Ffc("run", path, "--teacher", "no/such/teacher", "--dry-run");
+        Assert.Equal(2, code);
+        Assert.Contains("--teacher: 'no/such/teacher' not found", output);
+        Assert.Contains("no teacher", CliTests.Ffc("run", path, "--dry-run").Output);
+    }
+
+    [Fact]
+    public void ShippedRecipes_ParseWithEveryProfile()
+    {
+        var recipes = Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes");
+        var files = Directory.GetFiles(recipes, "*.yaml").Where(f => File.ReadLines(f).Any(l => l.StartsWith("stages:"))).ToList();
+        Assert.Contains(files, f => f.EndsWith("facefusion-lite.yaml"));
+        foreach (var file in files)
+        {
+            var recipe = RecipeParser.Load(file);
+            foreach (var profile in recipe.Profiles) Assert.Equal(profile, RecipeParser.Load(file, profile).Profile);
+        }
+    }
+
+    [Fact]
     public void EveryDocumentedKey_RoundTrips()
     {
         var lines = new List<string> { "name: all", "data: d", "resolution: 64", "seed: 3", "teacher: t", "stages:" };
@@ -89,7 +143,7 @@ public class RecipeTests
     {
         var dir = TestAssets.TempDir();
         var path = Path.Combine(dir, "dry.yaml");
-        File.WriteAllText(path, $"name: dry-{Guid.NewGuid():N}\nresolution: 64\nstages:\n  - stage: train\n    config: recipes/teacher-quick.yaml\n  - stage: prune\n    target_macs: 0.5\n  - stage: export\n");
+        File.WriteAllText(path, $"name: dry-{Guid.NewGuid():N}\ndata: {TinyDataset.Path}\nresolution: 64\nstages:\n  - stage: train\n    config: recipes/teacher-quick.yaml\n  - stage: prune\n    target_macs: 0.5\n  - stage: export\n");
         var (code, output) = CliTests.Ffc("run", path, "--dry-run");
         Assert.True(code == 0, output);
         Assert.Contains("01-train", output);
@@ -227,6 +281,19 @@ public class RecipeTests
         var (code, text) = CliTests.Ffc("run", path, "--rerun", "train");
         Assert.Equal(2, code);
         Assert.Contains("no stage 'train'", text);
+
+        // A shared input (here the seed; equally the teacher or the data) changed: no stage's outputs are reused.
+        File.WriteAllText(path, Recipe(3).Replace("resolution: 32\n", "resolution: 32\nseed: 9\n"));
+        log.Clear();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Contains(log, l => l.StartsWith("inputs changed since the last run"));
+        Assert.DoesNotContain(log, l => l.Contains("skipped"));
+        log.Clear();
+        new RecipeRunner(RecipeParser.Load(path), TestAssets.Assets, root).Run(log.Add);
+        Assert.Equal(2, log.Count(l => l.Contains("skipped")));
+        var manifest = File.ReadAllText(Path.Combine(runDir, "run.json"));
+        Assert.Contains("\"recipe_text\"", manifest);
+        Assert.Contains("TorchSharp 0.107", manifest);
     }
 
     [Fact]
