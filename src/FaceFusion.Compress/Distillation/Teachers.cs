@@ -41,6 +41,9 @@ public sealed class CheckpointTeacher : ITeacher
     public int Resolution => _model.Graph.Resolution;
     public NetworkGraph Graph => _model.Graph;
 
+    /// <summary>The teacher's (frozen) parameters, owned by the teacher.</summary>
+    internal IEnumerable<TorchSharp.Modules.Parameter> Parameters() => _model.parameters();
+
     public TeacherOutputs Run(Tensor target, Tensor source, IReadOnlyCollection<string> features)
     {
         using (no_grad())

@@ -43,6 +43,13 @@ public sealed class SwapTrainer
     private IEnumerable<string> AllLossNames => _config.Teacher is null ? LossNames : LossNames.Concat(DistillLossNames);
 
     private ITeacher? _teacher;
+
+    /// <summary>
+    /// Test hook, null in every real run: called each step with the loss terms before they are weighted and summed
+    /// (their graphs alive), the generator, the parameters of the frozen networks (identity, perceptual, a checkpoint
+    /// teacher's) and the teacher's output. The tensors belong to the step's dispose scope.
+    /// </summary>
+    internal Action<IReadOnlyDictionary<string, (double Weight, Tensor Value)>, GraphModule, IReadOnlyList<TorchSharp.Modules.Parameter>, Tensor?>? TermProbe { get; set; }
     private FeatureAdapters? _adapters;
     private QuantSimulator? _quantization;
 
@@ -256,6 +263,8 @@ public sealed class SwapTrainer
         }
         Tensor? teacherOutput = null;
         if (_teacher is not null) teacherOutput = AddDistillationTerms(terms, outputs, identity, perceptual, batch, fake, mask);
+        TermProbe?.Invoke(terms, generator,
+            identity.parameters().Concat(perceptual.parameters()).Concat((_teacher as CheckpointTeacher)?.Parameters() ?? []).ToList(), teacherOutput);
         Tensor total = zeros(1);
         foreach (var (name, (weight, value)) in terms)
         {

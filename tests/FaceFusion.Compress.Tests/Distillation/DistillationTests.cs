@@ -44,6 +44,49 @@ public class DistillationTests
         Assert.False(result.Output.requires_grad);
     }
 
+    [Fact]
+    public void EveryLossTerm_IsFinite_AndHasGradientsOnTheStudentOnly()
+    {
+        var dir = TestAssets.TempDir();
+        var teacherDir = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) Checkpoint.Save(teacherDir, t);
+        var config = DistillConfig(Path.Combine(dir, "all-terms"), teacherDir, 3);
+        config.AdversarialStartStep = 0;
+        config.SameIdentityFraction = 1; // the reconstruction terms only count same-identity pairs
+        config.LossWeights = new LossWeights { Reconstruction = 1, Ssim = 1, Identity = 1, Perceptual = 1, Adversarial = 0.1, FeatureMatching = 1, Mask = 1, Background = 1 };
+        config.Distill = new DistillConfig { Pixel = 1, Mask = 1, Cwd = 1, FeatureMse = 1, Perceptual = 1, IdentityTeacher = 1, Illumination = 1, FeaturePairs = ["dec1_pwact=dec1b_act"] };
+        var withGradient = new HashSet<string>();
+        var seen = new HashSet<string>();
+        int frozenCount = 0;
+        var trainer = new SwapTrainer(config, TestAssets.Assets, dir)
+        {
+            TermProbe = (terms, student, frozen, teacherOutput) =>
+            {
+                // Identity, perceptual and teacher networks are frozen: no gradient can reach them, and the teacher's
+                // output carries no graph back into the teacher.
+                Assert.All(frozen, p => Assert.False(p.requires_grad));
+                frozenCount = frozen.Count;
+                Assert.NotNull(teacherOutput);
+                Assert.False(teacherOutput!.requires_grad);
+                var parameters = student.parameters().Select(p => (Tensor)p).ToList();
+                foreach (var (name, (weight, value)) in terms)
+                {
+                    seen.Add(name);
+                    Assert.True(double.IsFinite(value.sum().item<float>()), $"loss term {name} is not finite");
+                    if (weight == 0 || !value.requires_grad) continue;
+                    var grads = torch.autograd.grad([value.sum()], parameters, retain_graph: true, allow_unused: true);
+                    if (grads.Any(g => g is not null && g.IsInvalid == false && g.abs().sum().item<float>() > 0)) withGradient.Add(name);
+                }
+            },
+        };
+        trainer.Train(false);
+        string[] expected = ["reconstruction", "ssim", "identity", "mask", "background", "perceptual", "adversarial", "feature_matching",
+            "distill_pixel", "distill_mask", "distill_perceptual", "distill_identity", "illumination", "distill_cwd", "distill_feature_mse"];
+        Assert.Empty(expected.Except(seen));
+        Assert.Empty(expected.Except(withGradient));
+        Assert.True(frozenCount > 100, $"only {frozenCount} frozen parameters seen"); // identity + ResNet18 + teacher
+    }
+
     private static TrainConfig DistillConfig(string output, string teacher, int steps) => new()
     {
         Model = "student", Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 5, BatchSize = 4, Teacher = teacher,
