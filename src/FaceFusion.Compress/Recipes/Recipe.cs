@@ -31,9 +31,10 @@ public sealed record RecipeStage(string Kind, IReadOnlyDictionary<string, string
         ? v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
 }
 
-/// <summary>A parsed, validated recipe with one profile applied.</summary>
+/// <summary>A parsed, validated recipe with one profile applied. <c>Note</c> is said at the top of the run's report
+/// (e.g. that it is a reduced run); null when the recipe has none.</summary>
 public sealed record Recipe(string Path, string Name, string Hash, string Data, int Resolution, int Seed, string? Teacher, string? Profile,
-    IReadOnlyList<RecipeStage> Stages, IReadOnlyList<string> Profiles);
+    IReadOnlyList<RecipeStage> Stages, IReadOnlyList<string> Profiles, string? Note = null);
 
 /// <summary>
 /// Every key a recipe may hold, its type, default and meaning (recipes/README.md documents the same table).
@@ -54,6 +55,7 @@ public static class RecipeSchema
         ["resolution"] = new("int", "128", "model resolution"),
         ["seed"] = new("int", "1", "seed of every stage"),
         ["teacher"] = new("path", "(none)", "teacher checkpoint or ONNX; without it the first train stage's model is the teacher"),
+        ["note"] = new("string", "(none)", "a sentence shown at the top of the report, e.g. that the run is reduced"),
         ["stages"] = new("list of stages", "(required)", "the stages, run in order"),
         ["profiles"] = new("map", "(none)", "named sets of overrides, each `stage.key: value` (the first stage of that kind)"),
     };
@@ -176,7 +178,7 @@ public static class RecipeParser
             if (!RecipeSchema.TopLevel.ContainsKey(key)) Error(k, $"unknown key '{key}' (known: {string.Join(", ", RecipeSchema.TopLevel.Keys)})");
             else top[key] = v;
         }
-        foreach (var key in new[] { "name", "data", "teacher" })
+        foreach (var key in new[] { "name", "data", "teacher", "note" })
             if (top.TryGetValue(key, out var n) && n is not YamlScalarNode) Error(n, $"'{key}' must be a single value (a {RecipeSchema.TopLevel[key].Type})");
         string Scalar(string key, string fallback) => top.TryGetValue(key, out var n) && n is YamlScalarNode s ? s.Value ?? fallback : fallback;
         // Files the recipe names, checked for existence at the end when a root is given: (value, node, what it is).
@@ -280,7 +282,7 @@ public static class RecipeParser
 
         var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
-        return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList());
+        return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList(), top.ContainsKey("note") ? Scalar("note", "") : null);
     }
 
     /// <summary>Budgets that no run can meet, whatever the model: a MAC/param fraction outside (0, 1], a negative drop.</summary>

@@ -220,6 +220,9 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         }
         else if (File.Exists(manifest.Recipe)) recipe = RecipeParser.Load(manifest.Recipe, manifest.Profile);
         else throw new FileNotFoundException($"{manifestPath}: the run's recipe {manifest.Recipe} is gone", manifest.Recipe);
+        // The report names the recipe as run: its path (relative to the repository when inside it) and recorded hash.
+        var shown = Path.GetRelativePath(root, manifest.Recipe);
+        recipe = recipe with { Path = shown.StartsWith("..", StringComparison.Ordinal) ? manifest.Recipe : shown, Hash = manifest.RecipeHash.Length > 0 ? manifest.RecipeHash : recipe.Hash };
         var runner = new RecipeRunner(recipe, assets, root);
         if (recipe.Teacher is not null && Directory.Exists(runner.Resolve(recipe.Teacher))) runner._checkpoints["teacher"] = runner.Resolve(recipe.Teacher);
         foreach (var record in manifest.Stages.Where(r => r.Status == "done").OrderBy(r => r.Name, StringComparer.Ordinal))

@@ -67,6 +67,11 @@ public static class RunReport
         var md = new StringBuilder();
         md.AppendLine($"# Report: {recipe.Name}{(recipe.Profile is null ? "" : $" (profile {recipe.Profile})")}");
         md.AppendLine();
+        if (!string.IsNullOrWhiteSpace(recipe.Note))
+        {
+            md.AppendLine($"> **{recipe.Note.Trim()}**");
+            md.AppendLine();
+        }
         md.AppendLine($"Recipe `{recipe.Path}` (hash {recipe.Hash}), resolution {recipe.Resolution}, seed {recipe.Seed}, data `{recipe.Data}`. Quality on the bench split; latency ONNX Runtime CPU, batch 1.");
         md.AppendLine();
         md.AppendLine("| stage | model | precision | params | GMAC | MB | load ms | p50 ms | p95 ms | PSNR dB | SSIM | PSNR vs teacher dB | id cos |");
