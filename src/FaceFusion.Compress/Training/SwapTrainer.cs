@@ -312,9 +312,10 @@ public sealed class SwapTrainer
         var weight = batch.RegionMask.mul(d.RegionWeight).add(1);
         terms["distill_pixel"] = (d.Pixel, fake.sub(tOut).abs().mul(weight).mean());
         terms["distill_mask"] = (result.Mask is null ? 0 : d.Mask, result.Mask is null ? zeros(1) : mask.sub(Resize(result.Mask, r)).abs().mean());
-        terms["distill_perceptual"] = (d.Perceptual, d.Perceptual > 0 ? perceptual.Distance(fake, tOut).mean() : zeros(1));
+        var perceptualWeight = d.PerceptualRegionWeight > 0 ? batch.RegionMask.mul(d.PerceptualRegionWeight).add(1) : null;
+        terms["distill_perceptual"] = (d.Perceptual, d.Perceptual > 0 ? perceptual.Distance(fake, tOut, perceptualWeight).mean() : zeros(1));
         terms["distill_identity"] = (d.IdentityTeacher, d.IdentityTeacher > 0 ? nn.functional.cosine_similarity(identity.call(fake), identity.call(tOut), 1).neg().add(1).mean() : zeros(1));
-        terms["illumination"] = (d.Illumination, DistillationLosses.Illumination(fake, tOut, batch.FaceMask));
+        terms["illumination"] = (d.Illumination, DistillationLosses.Illumination(fake, d.IlluminationReference == "target" ? batch.Target : tOut, batch.FaceMask));
         Tensor cwd = zeros(1), mse = zeros(1);
         if (pairs.Count > 0)
         {

@@ -55,11 +55,16 @@ public sealed class DistillConfig
     public double Perceptual { get; set; } = 1;
     /// <summary>1 − cos(embed(student output), embed(teacher output)).</summary>
     public double IdentityTeacher { get; set; }
-    /// <summary>Low-frequency colour/brightness of the output matches the teacher's in the face region.</summary>
+    /// <summary>Low-frequency colour/brightness of the output matches the reference's in the face region.</summary>
     public double Illumination { get; set; } = 1;
+    /// <summary>What the illumination term matches: "teacher" (its output) or "target" (the target face's own lighting).</summary>
+    public string IlluminationReference { get; set; } = "teacher";
     public double Tau { get; set; } = 4;
     /// <summary>Extra weight of the eye and mouth regions (from the 68 landmarks) in the pixel term.</summary>
     public double RegionWeight { get; set; } = 2;
+    /// <summary>Extra weight of the eye and mouth regions in the perceptual term, applied to each feature stage's
+    /// distance map (0: unweighted, as before this key existed).</summary>
+    public double PerceptualRegionWeight { get; set; }
     /// <summary>Feature pairs "student_node=teacher_tensor"; 1×1 adapters map channels where counts differ.</summary>
     public List<string> FeaturePairs { get; set; } = [];
 }
@@ -192,6 +197,8 @@ public sealed class TrainConfig
         Require(CheckpointEvery >= 1 && SampleEvery >= 1, "checkpoint_every and sample_every must be at least 1");
         Require(Optimizer.Lr > 0 && Optimizer.DiscriminatorLr > 0, "optimizer learning rates must be positive");
         Require(KeepCheckpoints >= 1, "keep_checkpoints must be at least 1");
+        Require(Distill.IlluminationReference is "teacher" or "target", $"distill.illumination_reference '{Distill.IlluminationReference}': use teacher or target");
+        Require(Distill.RegionWeight >= 0 && Distill.PerceptualRegionWeight >= 0, "distill.region_weight and distill.perceptual_region_weight must be ≥ 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");
         if (Qat is { } q)
         {

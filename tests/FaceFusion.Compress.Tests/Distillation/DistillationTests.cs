@@ -54,7 +54,7 @@ public class DistillationTests
         config.AdversarialStartStep = 0;
         config.SameIdentityFraction = 1; // the reconstruction terms only count same-identity pairs
         config.LossWeights = new LossWeights { Reconstruction = 1, Ssim = 1, Identity = 1, Perceptual = 1, Adversarial = 0.1, FeatureMatching = 1, Mask = 1, Background = 1 };
-        config.Distill = new DistillConfig { Pixel = 1, Mask = 1, Cwd = 1, FeatureMse = 1, Perceptual = 1, IdentityTeacher = 1, Illumination = 1, FeaturePairs = ["dec1_pwact=dec1b_act"] };
+        config.Distill = new DistillConfig { Pixel = 1, Mask = 1, Cwd = 1, FeatureMse = 1, Perceptual = 1, PerceptualRegionWeight = 2, IdentityTeacher = 1, Illumination = 1, IlluminationReference = "target", FeaturePairs = ["dec1_pwact=dec1b_act"] };
         var withGradient = new HashSet<string>();
         var seen = new HashSet<string>();
         int frozenCount = 0;
@@ -85,6 +85,25 @@ public class DistillationTests
         Assert.Empty(expected.Except(seen));
         Assert.Empty(expected.Except(withGradient));
         Assert.True(frozenCount > 100, $"only {frozenCount} frozen parameters seen"); // identity + ResNet18 + teacher
+    }
+
+    [Fact]
+    public void PerceptualRegionWeight_CountsDifferencesInsideTheRegionMore()
+    {
+        using var perceptual = PerceptualNetwork.ResNet18(TestAssets.Assets.ResNet18, TestAssets.Assets.ResNetPreprocess);
+        using var scope = NewDisposeScope();
+        var gen = new Generator(3);
+        var a = rand(1, 3, 64, 64, generator: gen).mul(2).sub(1);
+        // b differs from a in the top half only.
+        var b = a.clone();
+        b[.., .., ..32, ..] = rand(1, 3, 32, 64, generator: gen).mul(2).sub(1);
+        var plain = perceptual.Distance(a, b).item<float>();
+        Assert.Equal(plain, perceptual.Distance(a, b, ones(1, 1, 64, 64)).item<float>(), 5);
+        var top = zeros(1, 1, 64, 64); top[.., .., ..32, ..] = 1;
+        var onDifference = perceptual.Distance(a, b, top.mul(3).add(1)).item<float>();
+        var elsewhere = perceptual.Distance(a, b, top.neg().add(1).mul(3).add(1)).item<float>();
+        Assert.True(onDifference > 1.5 * plain, $"weighted where the images differ: {onDifference} vs unweighted {plain}");
+        Assert.True(onDifference > elsewhere, $"{onDifference} ≤ {elsewhere}");
     }
 
     private static TrainConfig DistillConfig(string output, string teacher, int steps) => new()

@@ -151,9 +151,11 @@ public sealed class PerceptualNetwork : nn.Module<Tensor, Tensor[]>
     /// <summary>
     /// An LPIPS-like distance without LPIPS's learned weights: per stage, features normalised to unit length over
     /// channels at each position, squared difference averaged over positions and channels; mean over stages.
-    /// Returns [N]. Differentiable in both arguments.
+    /// Returns [N]. Differentiable in both arguments. <paramref name="weight"/> ([N,1,H,W] at the images' size, e.g.
+    /// 1 + k·eyes-and-mouth) scales each stage's distance map after area-resizing to that stage's size; the caller
+    /// keeps ownership of it.
     /// </summary>
-    public Tensor Distance(Tensor a, Tensor b)
+    public Tensor Distance(Tensor a, Tensor b, Tensor? weight = null)
     {
         using var scope = NewDisposeScope();
         var fa = forward(a);
@@ -161,7 +163,9 @@ public sealed class PerceptualNetwork : nn.Module<Tensor, Tensor[]>
         Tensor? total = null;
         for (int i = 0; i < fa.Length; i++)
         {
-            var d = nn.functional.normalize(fa[i], dim: 1).sub(nn.functional.normalize(fb[i], dim: 1)).pow(2).sum(1).mean([1, 2]);
+            var map = nn.functional.normalize(fa[i], dim: 1).sub(nn.functional.normalize(fb[i], dim: 1)).pow(2).sum(1);
+            if (weight is not null) map = map.mul(nn.functional.adaptive_avg_pool2d(weight, [map.shape[1], map.shape[2]]).squeeze(1));
+            var d = map.mean([1, 2]);
             total = total is null ? d : total.add(d);
         }
         return total!.div(fa.Length).MoveToOuterDisposeScope();
