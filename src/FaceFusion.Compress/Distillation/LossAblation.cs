@@ -73,7 +73,7 @@ public static class LossAblation
         string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
         using var student = Checkpoint.Load(modelDir);
         student.eval();
-        using var teacher = Teachers.Open(Resolve(config.Teacher!));
+        using var teacher = Teachers.Open(Resolve(config.Teacher!), zeroOnePixels: config.TeacherPixelRange == "zero_one");
         // The identity network training used (a config's own embedder, else the bundled one), as the trainer's evaluation.
         using var identity = config.IdentityEmbedder is { } embedder
             ? new IdentityNetwork(Resolve(embedder), config.IdentityEmbedderNormalization)

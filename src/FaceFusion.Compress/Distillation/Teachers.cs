@@ -67,8 +67,16 @@ public sealed class OnnxTeacher : ITeacher
     private readonly InferenceSession _session;
     private readonly HashSet<string> _exposed;
 
-    public OnnxTeacher(string path, IReadOnlyCollection<string>? features = null, OrtSettings? settings = null)
+    private readonly bool _zeroOne;
+    private readonly int _fixedBatch;
+
+    /// <param name="path">The .onnx file.</param>
+    /// <param name="features">Intermediate tensors to expose as outputs (feature distillation).</param>
+    /// <param name="settings">ONNX Runtime session settings.</param>
+    /// <param name="zeroOnePixels">The model takes and returns RGB in [0,1] (converted from and to this toolkit's [−1,1]).</param>
+    public OnnxTeacher(string path, IReadOnlyCollection<string>? features = null, OrtSettings? settings = null, bool zeroOnePixels = false)
     {
+        _zeroOne = zeroOnePixels;
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: teacher model not found", path);
         var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
         var produced = model.Graph.Node.SelectMany(n => n.Output).ToHashSet();
@@ -85,6 +93,8 @@ public sealed class OnnxTeacher : ITeacher
             throw new InvalidDataException($"{path}: not a face swapper (needs inputs 'target' and 'source')");
         var dims = _session.InputMetadata[SwapperIO.Target].Dimensions;
         Resolution = dims[3];
+        // Exported with a fixed batch (e.g. 1, as many FaceFusion models are): batches are run in chunks of it.
+        _fixedBatch = dims[0] > 0 ? dims[0] : 0;
         Description = $"ONNX {path}";
     }
 
@@ -95,6 +105,22 @@ public sealed class OnnxTeacher : ITeacher
     {
         int n = (int)target.shape[0], r = (int)target.shape[3];
         if (r != Resolution) throw new InvalidOperationException($"the ONNX teacher runs at {Resolution} px, the batch is {r} px");
+        if (_fixedBatch > 0 && n != _fixedBatch)
+        {
+            // Chunks of the fixed batch; the last one padded by repeating the last sample, the padding dropped after.
+            int padded = (n + _fixedBatch - 1) / _fixedBatch * _fixedBatch;
+            if (padded != n)
+            {
+                target = cat([target, target.narrow(0, n - 1, 1).expand(padded - n, -1, -1, -1)], 0);
+                source = cat([source, source.narrow(0, n - 1, 1).expand(padded - n, -1)], 0);
+            }
+            var parts = Enumerable.Range(0, padded / _fixedBatch)
+                .Select(i => Run(target.narrow(0, i * _fixedBatch, _fixedBatch), source.narrow(0, i * _fixedBatch, _fixedBatch), features)).ToList();
+            Tensor Join(IEnumerable<Tensor> chunks) => cat(chunks.ToList(), 0).narrow(0, 0, n);
+            return new TeacherOutputs(Join(parts.Select(p => p.Output)), parts[0].Mask is null ? null : Join(parts.Select(p => p.Mask!)),
+                features.ToDictionary(f => f, f => Join(parts.Select(p => p.Features[f]))));
+        }
+        if (_zeroOne) target = target.add(1).div(2);
         var inputs = new[]
         {
             NamedOnnxValue.CreateFromTensor(SwapperIO.Target, new DenseTensor<float>(target.contiguous().data<float>().ToArray(), [n, 3, r, r])),
@@ -110,7 +136,9 @@ public sealed class OnnxTeacher : ITeacher
             return tensor(t.ToArray(), t.Dimensions.ToArray().Select(d => (long)d).ToArray());
         }
         var byName = results.ToDictionary(r => r.Name);
-        return new TeacherOutputs(ToTorch(byName[SwapperIO.Output]), byName.TryGetValue(SwapperIO.Mask, out var m) ? ToTorch(m) : null,
+        var output = ToTorch(byName[SwapperIO.Output]);
+        if (_zeroOne) output = output.mul(2).sub(1);
+        return new TeacherOutputs(output, byName.TryGetValue(SwapperIO.Mask, out var m) ? ToTorch(m) : null,
             features.ToDictionary(f => f, f => ToTorch(byName[f])));
     }
 
@@ -120,8 +148,11 @@ public sealed class OnnxTeacher : ITeacher
 public static class Teachers
 {
     /// <summary>A checkpoint folder or an .onnx file.</summary>
-    public static ITeacher Open(string path, IReadOnlyCollection<string>? onnxFeatures = null) =>
-        path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? new OnnxTeacher(path, onnxFeatures)
+    /// <param name="path">The teacher.</param>
+    /// <param name="onnxFeatures">Intermediate tensors of an ONNX teacher to expose.</param>
+    /// <param name="zeroOnePixels">An ONNX teacher takes and returns [0,1] RGB (config `teacher_pixel_range: zero_one`).</param>
+    public static ITeacher Open(string path, IReadOnlyCollection<string>? onnxFeatures = null, bool zeroOnePixels = false) =>
+        path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? new OnnxTeacher(path, onnxFeatures, zeroOnePixels: zeroOnePixels)
         : Directory.Exists(path) ? new CheckpointTeacher(path)
         : throw new FileNotFoundException($"{path}: teacher must be a checkpoint folder or an .onnx file");
 }

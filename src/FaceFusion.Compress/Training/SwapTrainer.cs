@@ -101,7 +101,7 @@ public sealed class SwapTrainer
         using var discriminator = new GraphModule(Discriminator.Build(c.Resolution));
         var taps = Discriminator.FeatureTaps(discriminator.Graph).ToList();
         var pairs = c.Distill.FeaturePairs.Select(FeaturePair.Parse).ToList();
-        using var teacher = c.Teacher is null ? null : Teachers.Open(Resolve(c.Teacher), pairs.Select(p => p.Teacher).ToList());
+        using var teacher = c.Teacher is null ? null : Teachers.Open(Resolve(c.Teacher), pairs.Select(p => p.Teacher).ToList(), c.TeacherPixelRange == "zero_one");
         _teacher = teacher;
         using var adapters = teacher is null ? null : BuildAdapters(generator, teacher, pairs);
         _adapters = adapters;

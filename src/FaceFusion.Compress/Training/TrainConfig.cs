@@ -138,6 +138,9 @@ public sealed class TrainConfig
     public string IdentityEmbedderNormalization { get; set; } = "ffc";
     /// <summary>A teacher (checkpoint folder or ONNX swapper): set for distillation (`ffc distill`).</summary>
     public string? Teacher { get; set; }
+    /// <summary>Pixel range of an ONNX teacher's `target` input and `output`: "minus_one_one" (this toolkit's and
+    /// FaceFusion's HyperSwap convention) or "zero_one" (models that take and return [0,1] RGB); converted both ways.</summary>
+    public string TeacherPixelRange { get; set; } = "minus_one_one";
     public DistillConfig Distill { get; set; } = new();
     /// <summary>Quantization-aware training when set (null: float training).</summary>
     public QatConfig? Qat { get; set; }
@@ -197,6 +200,7 @@ public sealed class TrainConfig
         Require(CheckpointEvery >= 1 && SampleEvery >= 1, "checkpoint_every and sample_every must be at least 1");
         Require(Optimizer.Lr > 0 && Optimizer.DiscriminatorLr > 0, "optimizer learning rates must be positive");
         Require(KeepCheckpoints >= 1, "keep_checkpoints must be at least 1");
+        Require(TeacherPixelRange is "minus_one_one" or "zero_one", $"teacher_pixel_range '{TeacherPixelRange}': use minus_one_one or zero_one");
         Require(Distill.IlluminationReference is "teacher" or "target", $"distill.illumination_reference '{Distill.IlluminationReference}': use teacher or target");
         Require(Distill.RegionWeight >= 0 && Distill.PerceptualRegionWeight >= 0, "distill.region_weight and distill.perceptual_region_weight must be ≥ 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");

@@ -106,6 +106,45 @@ public class DistillationTests
         Assert.True(onDifference > elsewhere, $"{onDifference} ≤ {elsewhere}");
     }
 
+    [Fact]
+    public void OnnxTeacher_WithAFixedBatchOfOne_AndZeroOnePixels_RunsAnyBatchInTheToolkitsRange()
+    {
+        // A minimal foreign swapper: output = 0.5 · target, inputs exported with a fixed batch of 1 (as many FaceFusion
+        // models are), pixels in [0,1].
+        var model = new Onnx.ModelProto { IrVersion = 8, Graph = new Onnx.GraphProto { Name = "half" } };
+        model.OpsetImport.Add(new Onnx.OperatorSetIdProto { Version = 17 });
+        Onnx.ValueInfoProto Input(string name, params long[] dims)
+        {
+            var shape = new Onnx.TensorShapeProto();
+            foreach (var d in dims) shape.Dim.Add(new Onnx.TensorShapeProto.Types.Dimension { DimValue = d });
+            return new Onnx.ValueInfoProto { Name = name, Type = new Onnx.TypeProto { TensorType = new Onnx.TypeProto.Types.Tensor { ElemType = 1, Shape = shape } } };
+        }
+        model.Graph.Input.Add(Input("target", 1, 3, 32, 32));
+        model.Graph.Input.Add(Input("source", 1, 512));
+        model.Graph.Output.Add(new Onnx.ValueInfoProto { Name = "output", Type = new Onnx.TypeProto { TensorType = new Onnx.TypeProto.Types.Tensor { ElemType = 1 } } });
+        var half = new Onnx.TensorProto { Name = "half", DataType = 1 };
+        half.FloatData.Add(0.5f);
+        model.Graph.Initializer.Add(half);
+        var mul = new Onnx.NodeProto { OpType = "Mul", Name = "mul" };
+        mul.Input.Add("target"); mul.Input.Add("half"); mul.Output.Add("output");
+        model.Graph.Node.Add(mul);
+        var path = Path.Combine(TestAssets.TempDir(), "half.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(model));
+
+        using var scope = NewDisposeScope();
+        var target = rand(3, 3, 32, 32).mul(2).sub(1);
+        var source = nn.functional.normalize(randn(3, 512), dim: 1);
+        using (var teacher = new OnnxTeacher(path))
+            Assert.True(teacher.Run(target, source, []).Output.allclose(target.mul(0.5), 1e-5, 1e-6)); // 3 samples through a batch of 1
+        using (var teacher = (OnnxTeacher)Teachers.Open(path, zeroOnePixels: true))
+        {
+            // In [0,1]: (x + 1)/2 → halved → back to [−1,1]: (x + 1)/2 − 1.
+            var output = teacher.Run(target, source, []).Output;
+            Assert.Equal([3L, 3, 32, 32], output.shape);
+            Assert.True(output.allclose(target.add(1).div(2).sub(1), 1e-5, 1e-6));
+        }
+    }
+
     private static TrainConfig DistillConfig(string output, string teacher, int steps) => new()
     {
         Model = "student", Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 5, BatchSize = 4, Teacher = teacher,
