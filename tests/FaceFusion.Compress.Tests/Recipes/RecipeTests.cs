@@ -91,6 +91,15 @@ public class RecipeTests
     }
 
     [Fact]
+    public void ParetoFront_KeepsOnlyModelsNoOtherBeatsOnBothAxes()
+    {
+        var front = RunReport.ParetoFront([
+            ("teacher", 35.0, 37.3), ("pruned", 12.0, 38.4), ("distilled", 12.3, 38.7), ("int8", 26.0, 39.7),
+            ("worse", 30.0, 36.0), ("no-latency", double.NaN, 50.0), ("fastest", 5.0, 32.0)]);
+        Assert.Equal(["fastest", "pruned", "distilled", "int8"], front);
+    }
+
+    [Fact]
     public void EveryDocumentedKey_RoundTrips()
     {
         var lines = new List<string> { "name: all", "data: d", "resolution: 64", "seed: 3", "teacher: t", "stages:" };
