@@ -23,6 +23,7 @@ public sealed class StageRecord
 {
     public string Name { get; set; } = "";
     public string Status { get; set; } = "pending";
+    /// <summary>Wall-clock seconds the stage has run, summed over every resumed segment (kept up to date while it runs).</summary>
     public double Seconds { get; set; }
     public Dictionary<string, string> Outputs { get; set; } = new();
     public Dictionary<string, string> Hashes { get; set; } = new();
@@ -179,14 +180,34 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     records = records.Where(r => r.Name != later).ToList();
                 }
                 upstreamRan = true; // later stages read this one's outputs: they run again too
+                // An interrupted stage resumes: its earlier segments' time (saved every minute while it ran) counts.
+                double earlier = record.Status == "running" ? record.Seconds : 0;
                 record.Status = "running";
                 manifest.Stages = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();
                 WriteManifest(manifestPath, manifest);
                 var watch = Stopwatch.StartNew();
-                Directory.CreateDirectory(dir);
-                record.Outputs = RunStage(stage, dir, log);
+                var manifestLock = new object();
+                bool stopped = false; // set under the lock: no tick writes the manifest after the stage ends
+                try
+                {
+                    using var timer = new Timer(_ =>
+                    {
+                        lock (manifestLock)
+                        {
+                            if (stopped) return;
+                            record.Seconds = earlier + watch.Elapsed.TotalSeconds;
+                            try { WriteManifest(manifestPath, manifest); } catch (IOException) { /* the next tick or the stage's end writes it */ }
+                        }
+                    }, null, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+                    Directory.CreateDirectory(dir);
+                    record.Outputs = RunStage(stage, dir, log);
+                }
+                finally
+                {
+                    lock (manifestLock) stopped = true;
+                }
+                record.Seconds = earlier + watch.Elapsed.TotalSeconds;
                 record.Hashes = record.Outputs.ToDictionary(o => o.Key, o => Sha256Path(o.Value));
-                record.Seconds = watch.Elapsed.TotalSeconds;
                 record.Status = "done";
                 Restore(stage, record);
             }
