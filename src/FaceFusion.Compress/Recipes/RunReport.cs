@@ -36,6 +36,35 @@ public static class RunReport
     }
 
     /// <summary>
+    /// Plots every `loss_*` term of one training log except the total (each unweighted, smoothed by a 25-step moving
+    /// average) into DIR/losses_&lt;stage&gt;.png; returns the file name, or null when no term is ever non-zero.
+    /// </summary>
+    private static string? WriteTermPlot(string dir, string stageName, string[] lines, List<string> header, int step)
+    {
+        var rows = lines.Skip(1).Select(l => l.Split(',')).Where(f => f.Length == header.Count).ToList();
+        double Value(string[] f, int i) => double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
+        var plot = new ScottPlot.Plot();
+        int plotted = 0;
+        for (int i = 0; i < header.Count; i++)
+        {
+            if (!header[i].StartsWith("loss_", StringComparison.Ordinal) || header[i] == "loss_total") continue;
+            var values = rows.Select(f => (X: Value(f, step), Y: Value(f, i))).Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
+            if (values.Count == 0 || values.All(p => p.Y == 0)) continue;
+            const int window = 25;
+            var smoothed = values.Select((p, k) => values.Skip(Math.Max(0, k - window + 1)).Take(Math.Min(window, k + 1)).Average(q => q.Y)).ToArray();
+            var line = plot.Add.Scatter(values.Select(p => p.X).ToArray(), smoothed);
+            line.LegendText = header[i]["loss_".Length..];
+            line.MarkerSize = 0;
+            plotted++;
+        }
+        if (plotted == 0) return null;
+        var file = $"losses_{stageName}.png";
+        plot.Title($"{stageName}: loss terms (unweighted)"); plot.XLabel("step"); plot.YLabel("loss"); plot.ShowLegend(ScottPlot.Edge.Right);
+        plot.SavePng(Path.Combine(dir, file), 900, 450);
+        return file;
+    }
+
+    /// <summary>
     /// Writes report.md, report.csv and the plots to <paramref name="dir"/>; <paramref name="latencyByResolution"/>
     /// (the bench stage's `resolutions`) adds a latency table and a speed-up target line per further input size.
     /// </summary>
@@ -80,6 +109,7 @@ public static class RunReport
         size.SavePng(Path.Combine(dir, "pareto_size.png"), 800, 500);
 
         var losses = new ScottPlot.Plot();
+        var termPlots = new List<string>();
         foreach (var log in Directory.GetFiles(runDir, "train_log.csv", SearchOption.AllDirectories).Order())
         {
             var lines = File.ReadAllLines(log);
@@ -90,7 +120,9 @@ public static class RunReport
             var points = lines.Skip(1).Select(l => l.Split(',')).Where(f => f.Length > total)
                 .Select(f => (double.Parse(f[step], CultureInfo.InvariantCulture), double.Parse(f[total], CultureInfo.InvariantCulture))).Where(p => double.IsFinite(p.Item2)).ToList();
             if (points.Count == 0) continue;
-            losses.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray()).LegendText = Path.GetFileName(Path.GetDirectoryName(log)) ?? log;
+            var stageName = Path.GetFileName(Path.GetDirectoryName(log)) ?? log;
+            losses.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray()).LegendText = stageName;
+            if (WriteTermPlot(dir, stageName, lines, header, step) is { } termPlot) termPlots.Add(termPlot);
         }
         losses.Title("training loss (total)"); losses.XLabel("step"); losses.YLabel("loss"); losses.ShowLegend();
         losses.SavePng(Path.Combine(dir, "losses.png"), 800, 450);
@@ -131,6 +163,13 @@ public static class RunReport
         md.AppendLine($"Pareto-optimal (no other model both faster and better in PSNR): {string.Join(", ", latencyFront)}; by file size: {string.Join(", ", sizeFront)}.");
         md.AppendLine();
         md.AppendLine("![losses](losses.png)");
+        if (termPlots.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Each loss term, unweighted, per training stage (terms that stayed 0 left out; a 25-step moving average):");
+            md.AppendLine();
+            md.AppendLine(string.Join(" ", termPlots.Select(p => $"![{Path.GetFileNameWithoutExtension(p)}]({p})")));
+        }
         // The stages' plots and last sample grids are copied beside the report (named <stage>_<file>), so the report
         // folder stands alone wherever it is copied (e.g. committed under docs/).
         var fullDir = Path.GetFullPath(dir);
