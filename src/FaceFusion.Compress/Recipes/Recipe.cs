@@ -87,6 +87,13 @@ public static class RecipeSchema
             ["distill"] = new("bool", "true", "distil from the unpruned model while fine-tuning"),
             ["train_limit"] = new("int", "(all)", "train faces used"),
         },
+        ["finetune"] = new Dictionary<string, Key>
+        {
+            ["config"] = new("path", "(defaults)", "training config whose phases, loss weights and distill: section are used"),
+            ["steps"] = new("int", "200", "fine-tuning steps when no config is given"),
+            ["lr"] = new("double", "1e-4", "learning rate when no config is given"),
+            ["distill"] = new("bool", "true", "also distil from the recipe's teacher while fine-tuning (false: the task losses only)"),
+        },
         ["distill"] = new Dictionary<string, Key>
         {
             ["student"] = new("string", "current", "current (the model so far: e.g. the pruned one) or a built-in architecture"),

@@ -428,6 +428,23 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 outputs["checkpoint:distilled"] = Path.Combine(dir, "model");
                 break;
             }
+            case "finetune":
+            {
+                var config = stage.Parameters.TryGetValue("config", out var file) ? TrainConfig.Load(Resolve(file)) : new TrainConfig
+                {
+                    Phases = [new TrainPhase { Resolution = recipe.Resolution, Steps = stage.GetInt("steps", 200) }],
+                    Optimizer = new OptimizerConfig { Lr = stage.GetDouble("lr", 1e-4) },
+                    AdversarialStartStep = int.MaxValue, CheckpointEvery = 50, SampleEvery = 100, EvalPairs = 64,
+                };
+                config.Model = Model();
+                // A model fine-tuned from itself has nothing to distil from: only the recipe's teacher counts.
+                config.Teacher = stage.GetBool("distill", true) && _teacher is not null && _teacher != config.Model ? _teacher : null;
+                config.EvalSplit = Splits.Val;
+                config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
+                new SwapTrainer(config, assets, root).Train(resume: true);
+                outputs["checkpoint:finetuned"] = Path.Combine(dir, "model");
+                break;
+            }
             case "ptq":
             {
                 var source = Model();

@@ -10,7 +10,7 @@ public static class RunReport
     public static readonly string[] Columns =
         ["stage", "model", "precision", "params", "macs", "file_bytes", "load_ms", "p50_ms", "p95_ms", "psnr_db", "ssim", "psnr_vs_teacher_db", "id_cosine"];
 
-    private static readonly string[] Order = ["teacher", "trained", "pruned", "distilled", "int8-ptq", "int8"];
+    private static readonly string[] Order = ["teacher", "trained", "pruned", "finetuned", "distilled", "int8-ptq", "int8"];
 
     /// <summary>
     /// The models no other model beats on both axes (lower cost and higher quality), in order of cost. Models without

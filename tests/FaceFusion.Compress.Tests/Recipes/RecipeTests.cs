@@ -91,6 +91,25 @@ public class RecipeTests
     }
 
     [Fact]
+    public void FinetuneStage_TrainsTheCurrentModel_AndItIsWhatLaterStagesExport()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(teacher, t);
+        var path = Path.Combine(dir, "finetune.yaml");
+        File.WriteAllText(path, $"name: finetune\ndata: {TinyDataset.Path}\nresolution: 32\nteacher: {teacher}\nstages:\n  - stage: finetune\n    steps: 2\n    lr: 0.001\n  - stage: export\n");
+        var runner = new RecipeRunner(RecipeParser.Load(path, rootDir: dir), TestAssets.Assets, TestAssets.TempDir());
+        var records = runner.Run();
+        Assert.All(records, r => Assert.Equal("done", r.Status));
+        Assert.True(File.Exists(Path.Combine(runner.RunDir, "01-finetune", "train_log.csv")));
+        var exported = records[1].Outputs;
+        Assert.Contains("onnx:finetuned", exported.Keys);
+        Assert.Contains("onnx:teacher", exported.Keys);
+        // Fine-tuning changed the weights: the exported files differ.
+        Assert.NotEqual(File.ReadAllBytes(exported["onnx:teacher"]), File.ReadAllBytes(exported["onnx:finetuned"]));
+    }
+
+    [Fact]
     public void ParetoFront_KeepsOnlyModelsNoOtherBeatsOnBothAxes()
     {
         var front = RunReport.ParetoFront([
