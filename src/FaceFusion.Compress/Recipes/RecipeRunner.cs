@@ -156,7 +156,9 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             if (changed || i == rerunIndex)
             {
                 // Changed parameters or --rerun: the old outputs and checkpoints belong to another configuration.
-                log?.Invoke(changed ? $"{name}: parameters changed since the last run; starting it again" : $"{name}: run again from scratch (--rerun)");
+                log?.Invoke(!changed ? $"{name}: run again from scratch (--rerun)"
+                    : inputsChanged && i == 0 ? $"{name}: starting it again (inputs changed)"
+                    : $"{name}: parameters changed since the last run; starting it again");
                 if (Directory.Exists(dir)) Directory.Delete(dir, true);
                 record = new StageRecord { Name = name };
                 upstreamRan |= i == rerunIndex;
