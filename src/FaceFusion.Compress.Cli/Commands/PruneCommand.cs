@@ -108,6 +108,10 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
         [Description("Roll a step back when val PSNR falls more than D dB below the unpruned model. Default 0.5.")]
         public double MaxDropDb { get; init; } = 0.5;
 
+        [CommandOption("--max-id-drop <C>")]
+        [Description("Also roll a step back when the val identity cosine of cross-identity swaps falls more than C below the unpruned model's (then measured at every step and logged in prune_steps.csv's id_cosine). Default: not checked.")]
+        public double? MaxIdDrop { get; init; }
+
         [CommandOption("--no-distill")]
         [Description("Fine-tune without distilling from the unpruned model.")]
         public bool NoDistill { get; init; }
@@ -142,7 +146,7 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
         {
             Target = target, DataDir = settings.Dataset ?? Workspace.BundledDataset, Criterion = settings.ParsedCriterion,
             Selection = new SelectionOptions { StepFraction = settings.StepFraction, MinChannels = settings.MinChannels, ChannelMultiple = settings.ChannelMultiple, Skip = settings.SkipSet },
-            FinetuneSteps = settings.FinetuneSteps, MaxPsnrDropDb = settings.MaxDropDb, Distill = !settings.NoDistill,
+            FinetuneSteps = settings.FinetuneSteps, MaxPsnrDropDb = settings.MaxDropDb, MaxIdentityDrop = settings.MaxIdDrop ?? double.PositiveInfinity, Distill = !settings.NoDistill,
             EvalPairs = settings.EvalPairs, BatchSize = settings.Batch, TrainLimit = settings.TrainLimit,
             // Accepted steps are kept beside the output: re-running the same command continues an interrupted run.
             ProgressDir = Path.GetFullPath(settings.Output!) + ".progress",

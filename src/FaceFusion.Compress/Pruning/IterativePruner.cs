@@ -33,6 +33,11 @@ public sealed record PruneOptions
     public bool Distill { get; init; } = true;
     /// <summary>A step is rolled back when val PSNR falls more than this below the unpruned baseline.</summary>
     public double MaxPsnrDropDb { get; init; } = 0.5;
+    /// <summary>
+    /// A step is also rolled back when the `val` identity cosine of swaps onto other identities falls more than this
+    /// below the unpruned baseline. Infinite (the default): identity is neither measured nor checked.
+    /// </summary>
+    public double MaxIdentityDrop { get; init; } = double.PositiveInfinity;
     public int EvalPairs { get; init; } = 64;
     public int MaxSteps { get; init; } = 50;
     public int Seed { get; init; } = 1;
@@ -45,8 +50,9 @@ public sealed record PruneOptions
     public string? ProgressDir { get; init; }
 }
 
-/// <summary>One row of `prune_steps.csv`.</summary>
-public sealed record PruneStep(int Step, long Params, long Macs, double P50Ms, double PsnrDb, string Action);
+/// <summary>One row of `prune_steps.csv`. <c>IdCosine</c>: the `val` identity cosine of cross-identity swaps, null when
+/// no identity budget was set (it is then not measured).</summary>
+public sealed record PruneStep(int Step, long Params, long Macs, double P50Ms, double PsnrDb, string Action, double? IdCosine = null);
 
 /// <summary>
 /// Iterative structured pruning: each step scores channels, removes at most a tenth of the remaining prunable
@@ -55,7 +61,7 @@ public sealed record PruneStep(int Step, long Params, long Macs, double P50Ms, d
 /// </summary>
 public sealed class IterativePruner(PruneOptions options, IdentityNetwork identity)
 {
-    public static readonly string[] StepColumns = ["step", "params", "macs", "p50_ms", "psnr_db", "action"];
+    public static readonly string[] StepColumns = ["step", "params", "macs", "p50_ms", "psnr_db", "action", "id_cosine"];
 
     /// <summary>Prunes a copy of <paramref name="original"/>; returns the pruned model (the caller disposes it) and the step log.</summary>
     public (GraphModule Model, List<PruneStep> Steps, string Outcome) Run(GraphModule original, IProgress<PruneStep>? progress = null)
@@ -63,12 +69,15 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         int resolution = original.Graph.Resolution;
         using var train = new FaceSwapData(options.DataDir, Splits.Train, resolution, options.TrainLimit);
         using var val = new FaceSwapData(options.DataDir, Splits.Val, resolution);
-        var (evalTargets, _) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
+        var (evalTargets, evalSources) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
         original.eval();
         var saved = LoadProgress(original);
+        bool checkIdentity = double.IsFinite(options.MaxIdentityDrop);
+        double? ValId(GraphModule m) => checkIdentity ? ValIdentity(m, val, evalTargets, evalSources) : null;
         var baselineSummary = ModelSummary.Of(original.Graph, resolution);
         double baselinePsnr = saved?.Steps[0].PsnrDb ?? ValPsnr(original, val, evalTargets);
         double baselineLatency = saved?.Steps[0].P50Ms ?? LatencyMs(original);
+        double? baselineId = saved?.Steps[0].IdCosine ?? ValId(original);
         double goal = options.Target.Goal(options.Target.Metric switch
         {
             PruneTarget.Params => baselineSummary.Params,
@@ -82,13 +91,15 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             // earlier saved step already met cannot (only the last step's weights are kept): start over.
             // Likewise a tighter PSNR-drop budget that a saved step exceeds.
             var accepted = saved.Steps.Where(s => s.Action == "accepted").ToList();
-            if (accepted.SkipLast(1).Any(s => Value(s) <= goal) || accepted.Any(s => baselinePsnr - s.PsnrDb > options.MaxPsnrDropDb))
+            // An identity budget needs every saved step's identity (steps saved without one start over).
+            if (accepted.SkipLast(1).Any(s => Value(s) <= goal) || accepted.Any(s => baselinePsnr - s.PsnrDb > options.MaxPsnrDropDb)
+                || checkIdentity && accepted.Any(s => s.IdCosine is not double c || baselineId - c > options.MaxIdentityDrop))
             {
                 saved.Model.Dispose();
                 saved = null;
             }
         }
-        var steps = saved?.Steps ?? [new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline")];
+        var steps = saved?.Steps ?? [new(0, baselineSummary.Params, baselineSummary.Macs, baselineLatency, baselinePsnr, "baseline", baselineId)];
         foreach (var s in steps) progress?.Report(s);
 
         var current = saved?.Model ?? original.Clone();
@@ -115,18 +126,22 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
             double psnr = ValPsnr(candidate, val, evalTargets);
             var summary = ModelSummary.Of(candidate.Graph, resolution);
             double latency = LatencyMs(candidate);
-            if (baselinePsnr - psnr > options.MaxPsnrDropDb)
+            double? id = ValId(candidate);
+            bool identityOver = id is double c && baselineId is double b && b - c > options.MaxIdentityDrop;
+            if (baselinePsnr - psnr > options.MaxPsnrDropDb || identityOver)
             {
-                steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "rolled_back"));
+                steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "rolled_back", id));
                 progress?.Report(steps[^1]);
                 candidate.Dispose();
-                outcome = $"stopped at step {step - 1}: step {step} dropped val PSNR by {baselinePsnr - psnr:0.00} dB (> {options.MaxPsnrDropDb} dB budget) and was rolled back";
+                outcome = baselinePsnr - psnr > options.MaxPsnrDropDb
+                    ? $"stopped at step {step - 1}: step {step} dropped val PSNR by {baselinePsnr - psnr:0.00} dB (> {options.MaxPsnrDropDb} dB budget) and was rolled back"
+                    : $"stopped at step {step - 1}: step {step} dropped val identity cosine by {baselineId - id:0.000} (> {options.MaxIdentityDrop} budget) and was rolled back";
                 steps.Add(last with { Step = step, Action = "stopped" });
                 break;
             }
             current.Dispose();
             current = candidate;
-            steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "accepted"));
+            steps.Add(new PruneStep(step, summary.Params, summary.Macs, latency, psnr, "accepted", id));
             SaveProgress(original, current, steps);
             progress?.Report(steps[^1]);
         }
@@ -150,7 +165,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         int resolution = original.Graph.Resolution;
         using var train = new FaceSwapData(options.DataDir, Splits.Train, resolution, options.TrainLimit);
         using var val = new FaceSwapData(options.DataDir, Splits.Val, resolution);
-        var (evalTargets, _) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
+        var (evalTargets, evalSources) = SwapTrainer.EvaluationPairs(val, options.EvalPairs, options.Seed);
         var dir = options.ProgressDir is { } p ? p + ".recovery" : null;
         var key = dir is null ? "" : $"{RunKey(original)}:{ArchitectureAndSteps(pruned, steps)}";
         int done = 0;
@@ -184,7 +199,8 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         }
         pruned.eval();
         var summary = ModelSummary.Of(pruned.Graph, resolution);
-        log.Add(new PruneStep(pruneStep + 1, summary.Params, summary.Macs, LatencyMs(pruned), ValPsnr(pruned, val, evalTargets), "finetuned"));
+        log.Add(new PruneStep(pruneStep + 1, summary.Params, summary.Macs, LatencyMs(pruned), ValPsnr(pruned, val, evalTargets), "finetuned",
+            double.IsFinite(options.MaxIdentityDrop) ? ValIdentity(pruned, val, evalTargets, evalSources) : null));
     }
 
     /// <summary>The recovery state belongs to one pruned architecture and one step count.</summary>
@@ -305,6 +321,21 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         return sum / targets.Length;
     }
 
+    /// <summary>Mean identity cosine between swaps of <paramref name="targets"/> onto <paramref name="sources"/> and the sources' embeddings (eval mode expected).</summary>
+    public double ValIdentity(GraphModule model, FaceSwapData val, int[] targets, int[] sources)
+    {
+        double sum = 0;
+        using (no_grad())
+            for (int start = 0; start < targets.Length; start += 16)
+            {
+                using var scope = NewDisposeScope();
+                using var batch = val.Pairs(targets.Skip(start).Take(16).ToArray(), sources.Skip(start).Take(16).ToArray());
+                var output = model.call(new Dictionary<string, Tensor> { [SwapperIO.Target] = batch.Target, [SwapperIO.Source] = batch.Source })[SwapperIO.Output];
+                sum += nn.functional.cosine_similarity(identity.call(output), batch.Source, 1).sum().item<float>();
+            }
+        return sum / targets.Length;
+    }
+
     /// <summary>p50 batch-1 latency of the model's FP32 ONNX export in ONNX Runtime.</summary>
     public static double LatencyMs(GraphModule model, int runs = 30)
     {
@@ -319,7 +350,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         Checkpoint.Save(dir, model, metadata);
         var lines = new List<string> { string.Join(',', StepColumns) };
         lines.AddRange(steps.Where(s => s.Action != "baseline").Select(s => string.Create(CultureInfo.InvariantCulture,
-            $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action}")));
+            $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action},{s.IdCosine:0.####}")));
         File.WriteAllLines(Path.Combine(dir, "prune_steps.csv.partial"), lines);
         File.Move(Path.Combine(dir, "prune_steps.csv.partial"), Path.Combine(dir, "prune_steps.csv"), overwrite: true);
         File.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);

@@ -82,6 +82,7 @@ public static class RecipeSchema
             ["finetune_steps"] = new("int", "50", "fine-tuning steps after each pruning step"),
             ["final_finetune"] = new("int", "0", "recovery fine-tuning steps after the last accepted step (cosine learning rate)"),
             ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
+            ["max_id_drop"] = new("double", "(not checked)", "val identity-cosine drop that rolls a step back"),
             ["min_channels"] = new("int", "8", "smallest group size"),
             ["channel_multiple"] = new("int", "8", "groups of at least this many channels keep sizes that are multiples of it (1: single channels)"),
             ["distill"] = new("bool", "true", "distil from the unpruned model while fine-tuning"),
@@ -306,8 +307,8 @@ public static class RecipeParser
             }
             catch (FormatException e) { return e.Message; }
         }
-        if (key is "max_drop_db" && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var drop) && drop < 0)
-            return $"{value} is impossible (a PSNR drop budget cannot be negative)";
+        if (key is "max_drop_db" or "max_id_drop" && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var drop) && drop < 0)
+            return $"{value} is impossible (a {(key == "max_drop_db" ? "PSNR" : "identity")} drop budget cannot be negative)";
         return null;
     }
 

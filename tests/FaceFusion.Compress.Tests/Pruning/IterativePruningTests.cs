@@ -115,11 +115,42 @@ public class IterativePruningTests
             Assert.Equal(ModelSummary.Of(pruned.Graph, 32).Macs, steps[^1].Macs);
             var dir = TestAssets.TempDir();
             IterativePruner.WriteOutputs(dir, pruned, steps, outcome, new Dictionary<string, string>());
-            Assert.Equal("step,params,macs,p50_ms,psnr_db,action", File.ReadLines(Path.Combine(dir, "prune_steps.csv")).First());
+            Assert.Equal("step,params,macs,p50_ms,psnr_db,action,id_cosine", File.ReadLines(Path.Combine(dir, "prune_steps.csv")).First());
+            Assert.All(steps, s => Assert.Null(s.IdCosine)); // no identity budget: identity not measured
             Assert.True(File.Exists(Path.Combine(dir, "prune_psnr_vs_macs.png")));
             using var reloaded = Checkpoint.Load(dir);
             Assert.Equal(pruned.Graph.ToJson(), reloaded.Graph.ToJson());
         }
+    }
+
+    [Fact]
+    public void IdentityBudget_IsMeasuredEveryStep_AndAStepBeyondItIsRolledBack()
+    {
+        using var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32));
+        using var identity = new IdentityNetwork(TestAssets.Assets.IdentityEmbedder);
+        PruneOptions Options(double budget) => new()
+        {
+            Target = PruneTarget.Parse(PruneTarget.Macs, "0.5"), DataDir = TinyDataset.Path, FinetuneSteps = 1, BatchSize = 4,
+            EvalPairs = 4, MaxPsnrDropDb = 100, MaxIdentityDrop = budget, ImportanceBatches = 1, MaxSteps = 3,
+        };
+        // Generous budget: every step measured and within it.
+        var (generous, steps, _) = new IterativePruner(Options(10), identity).Run(model);
+        generous.Dispose();
+        Assert.All(steps, s => Assert.NotNull(s.IdCosine));
+        Assert.All(steps.Where(s => s.Action == "accepted"), s => Assert.True(steps[0].IdCosine - s.IdCosine <= 10));
+        // A budget no step can meet (identity would have to rise by a whole unit of cosine): the first step is rolled
+        // back with the same identity the generous run measured for it (same seed), and the outcome says why.
+        var (tight, tightSteps, outcome) = new IterativePruner(Options(-1), identity).Run(model);
+        using (tight)
+        {
+            Assert.Equal("rolled_back", tightSteps[1].Action);
+            Assert.Equal(steps[1].IdCosine!.Value, tightSteps[1].IdCosine!.Value, 5);
+            Assert.Contains("identity cosine", outcome);
+            Assert.Equal(ModelSummary.Of(model.Graph, 32).Macs, ModelSummary.Of(tight.Graph, 32).Macs); // nothing kept
+        }
+        // Progress saved before identity was recorded still loads (IdCosine null), so such runs resume.
+        var saved = System.Text.Json.JsonSerializer.Deserialize<List<PruneStep>>("""[{"Step":0,"Params":1,"Macs":2,"P50Ms":3.5,"PsnrDb":30.1,"Action":"baseline"}]""")!;
+        Assert.Equal(("baseline", (double?)null), (saved[0].Action, saved[0].IdCosine));
     }
 
     [Fact]
