@@ -21,6 +21,13 @@ public sealed record ExportOptions
     public int Opset { get; init; } = 17;
     /// <summary>Fold each BatchNorm into the conv before it (w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β).</summary>
     public bool FoldBatchNorm { get; init; } = true;
+    /// <summary>
+    /// Compute dense float convs that read the same value with the same kernel, stride and padding as one Conv
+    /// followed by a Split (exact: the output channels are concatenated). The swappers' 3-channel image head and
+    /// 1-channel mask head are such a pair: ONNX Runtime's CPU convs with so few output channels are bound by reading
+    /// the input, which the merged conv does once.
+    /// </summary>
+    public bool MergeSiblingConvs { get; init; } = true;
     /// <summary>INT8 only: which nodes are quantized and the calibrated UINT8 parameters of each quantized value.</summary>
     public FaceFusion.Compress.Quantization.QuantPolicy? Policy { get; init; }
     public IReadOnlyDictionary<string, FaceFusion.Compress.Quantization.QuantParams>? ActivationParams { get; init; }
@@ -54,6 +61,10 @@ public sealed class OnnxExporter
     private DataType Compute => _options.Precision == ExportPrecision.Fp16 ? DataType.Float16 : DataType.Float;
     private bool Int8 => _options.Precision == ExportPrecision.Int8;
     private HashSet<string> _quantizedConvs = [];
+    /// <summary>Sibling convs computed as one (<see cref="ExportOptions.MergeSiblingConvs"/>): member → its group, in graph order.</summary>
+    private Dictionary<string, List<GraphNode>> _siblings = [];
+    /// <summary>Outputs of merged convs already emitted: member → its slice of the Split.</summary>
+    private readonly Dictionary<string, string> _mergedOutputs = [];
 
     private OnnxExporter(GraphModule model, ExportOptions options)
     {
@@ -102,6 +113,7 @@ public sealed class OnnxExporter
             _valueOf[input.Name] = QuantizeIfCalibrated(input.Name, input.Name);
         }
         var folded = FoldableBatchNorms();
+        _siblings = SiblingConvs(folded);
         foreach (var node in _graph.Nodes)
         {
             if (folded.ContainsKey(node.Name)) continue; // emitted with its conv
@@ -157,6 +169,63 @@ public sealed class OnnxExporter
         return result;
     }
 
+    /// <summary>
+    /// Groups of two or more dense, float convs reading the same value with the same geometry, whose outputs are not
+    /// graph outputs themselves (a BN folded into a member is fine: each member's weights are folded first).
+    /// </summary>
+    private Dictionary<string, List<GraphNode>> SiblingConvs(Dictionary<string, string> folded)
+    {
+        var result = new Dictionary<string, List<GraphNode>>();
+        if (!_options.MergeSiblingConvs) return result;
+        var candidates = _graph.Nodes.Where(n => n.Op == Ops.Conv && !n.Depthwise && n.Groups == 1 && !_quantizedConvs.Contains(n.Name)
+            && _graph.Outputs.All(o => o.Node != n.Name));
+        foreach (var group in candidates.GroupBy(n => (n.Inputs[0], n.Kernel, n.Stride, n.Padding)).Where(g => g.Count() > 1))
+        {
+            var members = group.ToList();
+            foreach (var m in members) result[m.Name] = members;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Emits a sibling group's convs as one Conv (weights and biases concatenated along the output channels, each
+    /// member's BatchNorm folded first) and a Split, on the first member; later members return their slice.
+    /// </summary>
+    private string MergedConv(GraphNode node)
+    {
+        if (_mergedOutputs.TryGetValue(node.Name, out var done)) return done;
+        var members = _siblings[node.Name];
+        var folded = FoldableBatchNorms();
+        var weights = new List<Tensor>();
+        var biases = new List<Tensor>();
+        foreach (var m in members)
+        {
+            var w = _state[$"{m.Name}.weight"];
+            var b = m.Bias ? _state[$"{m.Name}.bias"] : zeros(w.shape[0]);
+            var bn = folded.FirstOrDefault(kv => kv.Value == m.Name).Key;
+            if (bn is not null) (w, b) = FoldBatchNorm(w, b, _graph.Node(bn));
+            weights.Add(w);
+            biases.Add(b);
+        }
+        var c = Compute;
+        string name = string.Join("_", members.Select(m => m.Name));
+        var merged = Emit("Conv", [Ensure(_valueOf[node.Inputs[0]], c), FloatWeight($"{name}.weight", cat(weights, 0), c), Initializer($"{name}.bias", cat(biases, 0), c)],
+            Fresh(name), Ints("kernel_shape", node.Kernel, node.Kernel), Ints("strides", node.Stride, node.Stride),
+            Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding), Int("group", 1));
+        var split = new NodeProto { OpType = "Split", Name = Fresh($"{name}_split") };
+        split.Input.Add(merged);
+        split.Input.Add(Constant($"{name}_split_sizes", weights.Select(w => w.shape[0]).ToArray()));
+        split.Attribute.Add(Int("axis", 1));
+        foreach (var m in members)
+        {
+            var output = Typed(Fresh(m.Name), c);
+            split.Output.Add(output);
+            _mergedOutputs[m.Name] = output;
+        }
+        _onnx.Node.Add(split);
+        return _mergedOutputs[node.Name];
+    }
+
     private string EmitNode(GraphNode node, GraphNode? foldedBn)
     {
         string In(int i) => _valueOf[node.Inputs[i]];
@@ -165,6 +234,8 @@ public sealed class OnnxExporter
         var c = Compute;
         switch (node.Op)
         {
+            case Ops.Conv when _siblings.ContainsKey(node.Name):
+                return MergedConv(node);
             case Ops.Conv:
             {
                 var w = _state[$"{node.Name}.weight"];

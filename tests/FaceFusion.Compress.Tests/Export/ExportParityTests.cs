@@ -117,6 +117,59 @@ public class ExportParityTests
     }
 
     [Fact]
+    public void SiblingConvs_AreMergedIntoOneConvAndSplit_WithTheSameOutputs()
+    {
+        // The swappers' image and mask heads read the same value: merged they are one Conv and a Split.
+        using var model = Prepared(SwapperArchitectures.Teacher(32));
+        var merged = OnnxExporter.Export(model);
+        var separate = OnnxExporter.Export(model, new ExportOptions { MergeSiblingConvs = false });
+        Assert.Single(merged.Graph.Node, n => n.OpType == "Split");
+        Assert.DoesNotContain(separate.Graph.Node, n => n.OpType == "Split");
+        Assert.Equal(separate.Graph.Node.Count(n => n.OpType == "Conv") - 1, merged.Graph.Node.Count(n => n.OpType == "Conv"));
+        using var scope = NewDisposeScope();
+        var inputs = GraphTests.SwapperInputs(2, 32, seed: 3);
+        var a = RunOrt(merged.ToByteArray(), inputs);
+        var b = RunOrt(separate.ToByteArray(), inputs);
+        foreach (var output in new[] { "output", "mask" })
+            Assert.True(Psnr(b[output], a[output], 1.0) >= 100, $"{output}: {Psnr(b[output], a[output], 1.0):0.0} dB");
+
+        // Siblings with their own BatchNorms (each folded before the weights are joined), one of them reused later.
+        var g = new GraphBuilder("siblings", 16);
+        var x = g.ImageInput("target", 3);
+        var left = g.BatchNorm("left_bn", g.Conv("left_conv", x, 5));
+        var right = g.BatchNorm("right_bn", g.Conv("right_conv", x, 7));
+        var pointwise = g.Conv("pointwise", x, 4, kernel: 1);
+        g.Output("output", g.Concat("joined", left, right, g.Sum("sum", left, g.Conv("back", right, 5))));
+        g.Output("pointwise", pointwise);
+        using var custom = Prepared2(g.Build());
+        var image = new Dictionary<string, Tensor> { ["target"] = randn(2, 3, 16, 16, generator: new Generator(2)) };
+        var proto = OnnxExporter.Export(custom);
+        Assert.Single(proto.Graph.Node, n => n.OpType == "Split"); // the 1×1 conv has another geometry: not merged
+        Dictionary<string, Tensor> expected;
+        using (no_grad()) expected = custom.call(image);
+        var actual = RunOrt(proto.ToByteArray(), image);
+        foreach (var output in new[] { "output", "pointwise" })
+        {
+            double psnr = Psnr(expected[output].data<float>().ToArray(), actual[output], 10.0);
+            Assert.True(psnr >= 80, $"{output}: {psnr:0.0} dB");
+        }
+    }
+
+    /// <summary>A custom graph's module with non-trivial BN statistics, in eval mode.</summary>
+    private static GraphModule Prepared2(NetworkGraph graph)
+    {
+        torch.manual_seed(6);
+        var model = new GraphModule(graph);
+        using (no_grad())
+        {
+            model.train();
+            for (int i = 0; i < 3; i++) foreach (var t in model.call(new Dictionary<string, Tensor> { ["target"] = randn(4, 3, graph.Resolution, graph.Resolution).mul(2).add(0.5) }).Values) t.Dispose();
+        }
+        model.eval();
+        return model;
+    }
+
+    [Fact]
     public void UnsupportedNode_GivesTheDocumentedErrorNamingIt()
     {
         using var model = new GraphModule(SwapperArchitectures.Student(32, new StudentOptions { Activation = Activations.HardSwish }));
