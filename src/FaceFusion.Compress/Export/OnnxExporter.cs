@@ -348,7 +348,7 @@ public sealed class OnnxExporter
         return Typed(Emit("Add", [scaled, shift], Fresh(node.Name)), DataType.Float);
     }
 
-    /// <summary>Attention fusion: 1×1 projections, scores = qᵀk/√inner, softmax over key positions (float32), γ·(v·attnᵀ) + target.</summary>
+    /// <summary>Attention fusion: keys/values optionally average-pooled, 1×1 projections, scores = qᵀk/√inner, softmax over key positions (float32), γ·(v·attnᵀ) + target.</summary>
     private string Attention(GraphNode node, string querySource, string target)
     {
         var c = Compute;
@@ -357,9 +357,13 @@ public sealed class OnnxExporter
         string Project(string part, string input) => Emit("Conv", [Ensure(input, c), IslandWeight($"{node.Name}.{part}.weight", _state[$"{node.Name}.{part}.weight"], c),
             Initializer($"{node.Name}.{part}.bias", _state[$"{node.Name}.{part}.bias"], c)], Fresh($"{node.Name}_{part}"), Ints("kernel_shape", 1, 1));
         string Flat(string input, long channels, string part) => Emit("Reshape", [input, Constant($"{node.Name}_{part}_shape", [0L, channels, -1L])], Fresh($"{node.Name}_{part}"));
+        int pool = node.EffectiveKeyValuePool;
+        var keySource = pool > 1
+            ? Typed(Emit("AveragePool", [Ensure(target, c)], Fresh($"{node.Name}_kv_pool"), Ints("kernel_shape", pool, pool), Ints("strides", pool, pool)), c)
+            : target;
         var q = Flat(Project("query", querySource), inner, "q");
-        var k = Flat(Project("key", target), inner, "k");
-        var v = Flat(Project("value", target), shape.Channels, "v");
+        var k = Flat(Project("key", keySource), inner, "k");
+        var v = Flat(Project("value", keySource), shape.Channels, "v");
         _types[q] = c; _types[k] = c; _types[v] = c;
         var qt = Emit("Transpose", [Ensure(q, DataType.Float)], Fresh($"{node.Name}_qt"), Ints("perm", 0, 2, 1));
         var energy = Emit("MatMul", [qt, Ensure(k, DataType.Float)], Fresh($"{node.Name}_energy"));

@@ -101,6 +101,8 @@ public static class RecipeSchema
             ["config"] = new("path", "(defaults)", "training/distillation config for loss weights and phases"),
             ["steps"] = new("int", "200", "steps when no config is given"),
             ["features"] = new("list", "(none)", "feature pairs student_node=teacher_tensor"),
+            ["attention_kv_pool"] = new("int", "1", "the student's attention pools keys/values over k×k cells (its cost, quadratic in positions, falls by k²); weights kept"),
+            ["attention_kv_nodes"] = new("list", "(all)", "attention nodes that pool, when not all"),
         },
         ["ptq"] = new Dictionary<string, Key>
         {
@@ -309,6 +311,8 @@ public static class RecipeParser
         }
         if (key is "max_drop_db" or "max_id_drop" && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var drop) && drop < 0)
             return $"{value} is impossible (a {(key == "max_drop_db" ? "PSNR" : "identity")} drop budget cannot be negative)";
+        if (key == "attention_kv_pool" && int.TryParse(value, CultureInfo.InvariantCulture, out var pool) && pool < 1)
+            return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
         return null;
     }
 

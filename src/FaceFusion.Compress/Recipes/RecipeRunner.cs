@@ -97,6 +97,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                         current = SwapperArchitectures.Build(s.Get("student", "student"), recipe.Resolution);
                         bound = null;
                     }
+                    if (s.GetInt("attention_kv_pool", 1) > 1 && current is not null && bound is null)
+                        current = current.WithAttentionKeyValuePool(s.GetInt("attention_kv_pool", 1), s.GetList("attention_kv_nodes").ToList());
                     break;
             }
             if (bound is not null && estimate.Length == 0) estimate = bound;
@@ -423,6 +425,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     AdversarialStartStep = stage.GetInt("steps", 200) / 2,
                 };
                 config.Model = student == "current" ? Model() : student;
+                if (stage.GetInt("attention_kv_pool", 1) is var pool and > 1)
+                {
+                    // The student as trained: the attention's keys/values pooled, weights as they were.
+                    var init = Path.Combine(dir, "student-init");
+                    if (!Directory.Exists(config.Model)) config.Model = BuiltStudent(config.Model, init);
+                    Checkpoint.Rewrite(config.Model, init, g => g.WithAttentionKeyValuePool(pool, stage.GetList("attention_kv_nodes").ToList()));
+                    config.Model = init;
+                }
                 config.EvalSplit = Splits.Val; // reported numbers come from the bench stage on its split
                 config.Teacher = _teacher ?? throw new InvalidOperationException("distill: no teacher");
                 config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
@@ -590,6 +600,16 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     }
 
     /// <summary>The model later stages work on: the latest one produced, else the teacher.</summary>
+    /// <summary>A built-in architecture saved untrained (seeded) as a checkpoint, so that a graph edit can apply to it.</summary>
+    private string BuiltStudent(string architecture, string dir)
+    {
+        TorchSharp.torch.manual_seed(recipe.Seed);
+        using var model = new GraphModule(SwapperArchitectures.Build(architecture, recipe.Resolution));
+        var path = dir + "-built";
+        Checkpoint.Save(path, model);
+        return path;
+    }
+
     private string Model() => _current ?? _checkpoints.GetValueOrDefault("teacher") ?? throw new InvalidOperationException("no model yet: give a teacher checkpoint or a train stage");
 
     private static ImportanceCriterion ParseCriterion(string text) => text switch

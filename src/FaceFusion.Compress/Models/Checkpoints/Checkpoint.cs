@@ -30,6 +30,27 @@ public static class Checkpoint
         SafeTensors.Save(Path.Combine(dir, WeightsFile), model.state_dict(), meta);
     }
 
+    /// <summary>
+    /// Writes to <paramref name="targetDir"/> the checkpoint at <paramref name="sourceDir"/> with its graph changed by
+    /// <paramref name="edit"/>, which must keep every parameter's name and shape (e.g. attention key/value pooling).
+    /// Returns the new graph; the target's weights are stamped with its architecture hash.
+    /// </summary>
+    public static NetworkGraph Rewrite(string sourceDir, string targetDir, Func<NetworkGraph, NetworkGraph> edit, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var source = Load(sourceDir);
+        var graph = edit(source.Graph);
+        graph.Validate($"{Path.Combine(sourceDir, GraphFile)} (edited)");
+        using var target = new GraphModule(graph);
+        var state = source.state_dict();
+        var expected = target.state_dict();
+        var changed = expected.Keys.Where(k => !state.TryGetValue(k, out var t) || !t.shape.SequenceEqual(expected[k].shape)).ToList();
+        if (changed.Count > 0 || state.Count != expected.Count)
+            throw new InvalidOperationException($"{sourceDir}: the edit changes parameters ({string.Join(", ", changed.Take(5))}); only parameter-free edits can reuse the weights");
+        target.load_state_dict(state);
+        Save(targetDir, target, metadata);
+        return graph;
+    }
+
     /// <summary>Reads the graph of a checkpoint folder.</summary>
     public static NetworkGraph LoadGraph(string dir)
     {

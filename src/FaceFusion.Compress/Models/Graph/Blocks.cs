@@ -8,7 +8,9 @@ namespace FaceFusion.Compress.Models.Graph;
 /// Attention fusion (BRIEF §1): query from the identity-conditioned features, key and value from the target
 /// features through 1×1 convs, softmax attention over positions, output = gamma · attended + target, with gamma a
 /// learnable scalar that starts at 0 so the block begins as the identity on the target path. Scores are scaled by
-/// 1/√inner (as in scaled dot-product attention) to keep the softmax out of saturation at init.
+/// 1/√inner (as in scaled dot-product attention) to keep the softmax out of saturation at init. With a key/value
+/// pool k &gt; 1, keys and values come from the target average-pooled over k×k cells (every query position still
+/// gets an output): the scores' cost, quadratic in the positions, falls by k².
 /// </summary>
 public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -17,17 +19,19 @@ public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly Conv2d value;
     private readonly Parameter gamma;
     private readonly double _scale;
+    private readonly int _keyValuePool;
 
     /// <summary>Applied to the projection weights in forward (quantization simulation); null: the weights as they are.</summary>
     public Func<Tensor, Tensor>? WeightTransform { get; set; }
 
-    public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels, double? scale = null) : base(name)
+    public AttentionFusionBlock(string name, int queryChannels, int targetChannels, int innerChannels, double? scale = null, int keyValuePool = 1) : base(name)
     {
         query = nn.Conv2d(queryChannels, innerChannels, 1);
         key = nn.Conv2d(targetChannels, innerChannels, 1);
         value = nn.Conv2d(targetChannels, targetChannels, 1);
         gamma = nn.Parameter(zeros(1));
         _scale = scale ?? 1.0 / Math.Sqrt(innerChannels);
+        _keyValuePool = Math.Max(1, keyValuePool);
         RegisterComponents();
     }
 
@@ -38,9 +42,11 @@ public sealed class AttentionFusionBlock : nn.Module<Tensor, Tensor, Tensor>
         long n = target.shape[0], c = target.shape[1], h = target.shape[2], w = target.shape[3];
         Tensor Project(Conv2d conv, Tensor x) => WeightTransform is { } t ? nn.functional.conv2d(x, t(conv.weight!), conv.bias) : conv.call(x);
         var q = Project(query, querySource).flatten(2);         // [N, inner, HW]
-        var k = Project(key, target).flatten(2);                // [N, inner, HW]
-        var v = Project(value, target).flatten(2);              // [N, C, HW]
-        var energy = bmm(q.transpose(1, 2), k).mul(_scale);     // [N, HW(query), HW(key)]
+        // Pooling before the 1×1 projections equals pooling after them (both linear, bias per channel) and is cheaper.
+        var keySource = _keyValuePool > 1 ? nn.functional.avg_pool2d(target, _keyValuePool, _keyValuePool) : target;
+        var k = Project(key, keySource).flatten(2);             // [N, inner, HW/p²]
+        var v = Project(value, keySource).flatten(2);           // [N, C, HW/p²]
+        var energy = bmm(q.transpose(1, 2), k).mul(_scale);     // [N, HW(query), HW/p²(key)]
         var attention = energy.softmax(-1);
         var attended = bmm(v, attention.transpose(1, 2)).view(n, c, h, w);
         return attended.mul(gamma).add(target).MoveToOuterDisposeScope();

@@ -76,6 +76,16 @@ public sealed record GraphNode
     /// <summary>Attention score scale; 0 means 1/√InnerChannels. Pruning the inner channels keeps the original scale here.</summary>
     public float AttentionScale { get; init; }
 
+    /// <summary>
+    /// Attention fusion: keys and values are average-pooled over k×k cells of the target before their projections
+    /// (0 or 1: every position). Cost of scores and softmax falls by k² (they grow with the square of the positions);
+    /// no parameters change, so a trained checkpoint can be switched and then fine-tuned or distilled.
+    /// </summary>
+    public int KeyValuePool { get; init; }
+    /// <summary>The effective key/value pooling factor (≥ 1).</summary>
+    [JsonIgnore]
+    public int EffectiveKeyValuePool => Math.Max(1, KeyValuePool);
+
     /// <summary>The score scale attention fusion applies.</summary>
     [JsonIgnore]
     public double EffectiveAttentionScale => AttentionScale > 0 ? AttentionScale : 1.0 / Math.Sqrt(Math.Max(1, InnerChannels));
@@ -108,6 +118,22 @@ public sealed record NetworkGraph
 
     public GraphNode Node(string name) =>
         Nodes.FirstOrDefault(n => n.Name == name) ?? throw new KeyNotFoundException($"graph '{Name}' has no node '{name}'");
+
+    /// <summary>
+    /// A copy whose attention-fusion nodes (all, or those named in <paramref name="nodes"/>) pool keys and values over
+    /// <paramref name="pool"/>×<paramref name="pool"/> cells (1: no pooling). Parameters are unchanged, so the
+    /// weights of this graph load into the copy. Unknown or non-attention names are an error.
+    /// </summary>
+    public NetworkGraph WithAttentionKeyValuePool(int pool, IReadOnlyCollection<string>? nodes = null)
+    {
+        if (pool < 1) throw new ArgumentException($"attention key/value pooling must be at least 1, got {pool}");
+        var attention = Nodes.Where(n => n.Op == Ops.AttentionFusion).Select(n => n.Name).ToHashSet();
+        var named = nodes is { Count: > 0 } ? nodes : (IReadOnlyCollection<string>)attention;
+        var wrong = named.Where(n => !attention.Contains(n)).ToList();
+        if (wrong.Count > 0)
+            throw new ArgumentException($"graph '{Name}': {string.Join(", ", wrong)} {(wrong.Count == 1 ? "is not an attention node" : "are not attention nodes")} (attention nodes: {(attention.Count == 0 ? "none" : string.Join(", ", attention))})");
+        return WithNodes(named.Select(n => Node(n) with { KeyValuePool = pool == 1 ? 0 : pool }));
+    }
 
     /// <summary>A copy with nodes replaced by name.</summary>
     public NetworkGraph WithNodes(IEnumerable<GraphNode> replacements)

@@ -146,11 +146,15 @@ public static class ShapeInference
                     throw new InvalidDataException($"{Where()}: query [{q}] and key/value [{kv}] differ in spatial size");
                 int inner = node.InnerChannels;
                 if (inner <= 0) throw new InvalidDataException($"{Where()}: inner channels must be positive");
-                long n = kv.Positions;
-                // query 1×1 (q.C→inner), key 1×1 (kv.C→inner), value 1×1 (kv.C→kv.C), all with bias, and gamma.
+                int pool = node.EffectiveKeyValuePool;
+                if (kv.Height % pool != 0 || kv.Width % pool != 0)
+                    throw new InvalidDataException($"{Where()}: key/value pooling {pool} does not divide the target's {kv.Height}×{kv.Width} positions");
+                long n = kv.Positions, keys = n / ((long)pool * pool);
+                // query 1×1 (q.C→inner) on every position; key 1×1 (kv.C→inner) and value 1×1 (kv.C→kv.C) on the
+                // pooled positions; all with bias, and gamma. Scores and the weighted sum: n queries × keys.
                 long parameters = (long)q.Channels * inner + inner + (long)kv.Channels * inner + inner + (long)kv.Channels * kv.Channels + kv.Channels + 1;
-                long macs = n * ((long)q.Channels * inner + (long)kv.Channels * inner + (long)kv.Channels * kv.Channels)
-                            + n * n * inner + n * n * kv.Channels;
+                long macs = n * (long)q.Channels * inner + keys * ((long)kv.Channels * inner + (long)kv.Channels * kv.Channels)
+                            + n * keys * inner + n * keys * kv.Channels;
                 return (kv, parameters, macs);
             }
             case Ops.IdentityInjection:
