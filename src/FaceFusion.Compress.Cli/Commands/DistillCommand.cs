@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
 using FaceFusion.Compress.Assets;
+using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -28,6 +29,14 @@ internal sealed class DistillCommand : Command<DistillCommand.Settings>
         [Description("Feature pairs student_node=teacher_tensor, comma separated (CWD/MSE with 1×1 adapters).")]
         public string? Features { get; init; }
 
+        [CommandOption("--attention-kv-pool <K>")]
+        [Description("The student's attention pools keys and values over K×K cells (scores and softmax cost K² less; weights kept). Default 1: none.")]
+        public int AttentionKvPool { get; init; } = 1;
+
+        [CommandOption("--attention-kv-nodes <NODES>")]
+        [Description("Comma-separated attention nodes that pool (default: all).")]
+        public string? AttentionKvNodes { get; init; }
+
         [CommandOption("-o|--output <DIR>")]
         [Description("Output folder. Default artifacts/distill/<student>.")]
         public string? Output { get; init; }
@@ -41,7 +50,9 @@ internal sealed class DistillCommand : Command<DistillCommand.Settings>
         public long? Steps { get; init; }
 
         public override ValidationResult Validate() =>
-            Teacher is null || Student is null ? ValidationResult.Error("--teacher and --student are required") : ValidationResult.Success();
+            Teacher is null || Student is null ? ValidationResult.Error("--teacher and --student are required")
+            : AttentionKvPool < 1 ? ValidationResult.Error($"--attention-kv-pool {AttentionKvPool} is impossible (K ≥ 1; 1 pools nothing)")
+            : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -52,6 +63,16 @@ internal sealed class DistillCommand : Command<DistillCommand.Settings>
         if (settings.Features is not null)
             config.Distill.FeaturePairs.AddRange(settings.Features.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         config.Output = settings.Output ?? (settings.Config is null ? Path.Combine("artifacts", "distill", Path.GetFileName(Path.TrimEndingDirectorySeparator(settings.Student!))) : config.Output);
+        if (settings.AttentionKvPool > 1)
+        {
+            // The student as trained: a copy of its checkpoint whose attention pools keys/values (same weights).
+            var nodes = settings.AttentionKvNodes?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+            if (!Directory.Exists(config.Model))
+                throw new ArgumentException($"--attention-kv-pool needs --student to be a checkpoint folder; '{config.Model}' is not one");
+            var init = Path.Combine(config.Output, "student-init");
+            Checkpoint.Rewrite(config.Model, init, g => g.WithAttentionKeyValuePool(settings.AttentionKvPool, nodes));
+            config.Model = init;
+        }
         var trainer = new SwapTrainer(config, AssetPaths.Locate(), Workspace.Root);
         long reached = 0;
         AnsiConsole.Progress().AutoRefresh(false) // rendered on the working thread: see InlineProgress

@@ -113,6 +113,17 @@ public class AttentionPoolTests
         Assert.Contains("changes parameters", e.Message);
         Assert.False(Directory.Exists(Path.Combine(dir, "bad")));
 
+        // The CLI: a bad node name or a built-in student is refused with the cause, exit 1, nothing written.
+        var output = Path.Combine(dir, "distilled");
+        var (code, text) = Cli.CliTests.Ffc("distill", "--teacher", Path.Combine(dir, "src"), "--student", Path.Combine(dir, "src"),
+            "--attention-kv-pool", "2", "--attention-kv-nodes", "dec9_attn", "-o", output);
+        Assert.Equal(1, code);
+        Assert.Contains("dec9_attn is not an attention node", text);
+        (code, text) = Cli.CliTests.Ffc("distill", "--teacher", Path.Combine(dir, "src"), "--student", "student", "--attention-kv-pool", "2", "-o", output);
+        Assert.Equal(1, code);
+        Assert.Contains("needs --student to be a checkpoint folder", text);
+        Assert.False(Directory.Exists(output));
+
         var recipe = Path.Combine(dir, "pool.yaml");
         File.WriteAllText(recipe, """
             name: pool
