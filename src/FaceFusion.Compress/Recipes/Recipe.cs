@@ -34,7 +34,19 @@ public sealed record RecipeStage(string Kind, IReadOnlyDictionary<string, string
 /// <summary>A parsed, validated recipe with one profile applied. <c>Note</c> is said at the top of the run's report
 /// (e.g. that it is a reduced run); null when the recipe has none.</summary>
 public sealed record Recipe(string Path, string Name, string Hash, string Data, int Resolution, int Seed, string? Teacher, string? Profile,
-    IReadOnlyList<RecipeStage> Stages, IReadOnlyList<string> Profiles, string? Note = null);
+    IReadOnlyList<RecipeStage> Stages, IReadOnlyList<string> Profiles, string? Note = null, ReportTargets? Targets = null)
+{
+    /// <summary>The thresholds the report checks: the recipe's <c>targets:</c>, else the closed loop's defaults.</summary>
+    public ReportTargets EffectiveTargets => Targets ?? new ReportTargets();
+}
+
+/// <summary>
+/// What the report checks the final INT8 model against, teacher FP32 as reference (recipe key <c>targets:</c>; the
+/// defaults are the closed loop's): its file at most <see cref="FileFraction"/> of the teacher's, p50 at least
+/// <see cref="Speedup"/> times faster, `test` PSNR at most <see cref="MaxPsnrDropDb"/> below, identity cosine at most
+/// <see cref="MaxIdDrop"/> below.
+/// </summary>
+public sealed record ReportTargets(double FileFraction = 0.10, double Speedup = 5.0, double MaxPsnrDropDb = 1.0, double MaxIdDrop = 0.02);
 
 /// <summary>
 /// Every key a recipe may hold, its type, default and meaning (recipes/README.md documents the same table).
@@ -58,6 +70,16 @@ public static class RecipeSchema
         ["note"] = new("string", "(none)", "a sentence shown at the top of the report, e.g. that the run is reduced"),
         ["stages"] = new("list of stages", "(required)", "the stages, run in order"),
         ["profiles"] = new("map", "(none)", "named sets of overrides, each `stage.key: value` (the first stage of that kind)"),
+        ["targets"] = new("map", "(the loop's)", "what the report checks the final INT8 model against (keys below)"),
+    };
+
+    /// <summary>Keys of the top-level <c>targets:</c> mapping (<see cref="ReportTargets"/>).</summary>
+    public static readonly IReadOnlyDictionary<string, Key> Targets = new Dictionary<string, Key>
+    {
+        ["file_fraction"] = new("double", "0.10", "INT8 file at most this fraction of the teacher's FP32 file"),
+        ["speedup"] = new("double", "5", "p50 latency teacher FP32 / INT8 at least this, at every benched resolution"),
+        ["max_psnr_drop_db"] = new("double", "1.0", "bench-split PSNR at most this far below the teacher's"),
+        ["max_id_drop"] = new("double", "0.02", "identity cosine at most this far below the teacher's"),
     };
 
     public static readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, Key>> Stages = new Dictionary<string, IReadOnlyDictionary<string, Key>>
@@ -208,6 +230,35 @@ public static class RecipeParser
         if (teacher is not null) inputs.Add((teacher, teacherOverride is null ? top.GetValueOrDefault("teacher") : null, teacherOverride is null ? "teacher" : "--teacher"));
         inputs.Add((data, top.GetValueOrDefault("data"), "data"));
 
+        ReportTargets? targets = null;
+        if (top.TryGetValue("targets", out var targetsNode))
+        {
+            if (targetsNode is not YamlMappingNode tm) Error(targetsNode, $"'targets' must be a mapping ({string.Join(", ", RecipeSchema.Targets.Keys)})");
+            else
+            {
+                var values = new Dictionary<string, double>();
+                foreach (var (tk, tv) in tm.Children)
+                {
+                    var key = (tk as YamlScalarNode)?.Value ?? "";
+                    if (!RecipeSchema.Targets.ContainsKey(key)) { Error(tk, $"unknown target '{key}' (known: {string.Join(", ", RecipeSchema.Targets.Keys)})"); continue; }
+                    if (tv is not YamlScalarNode { Value: { } number } || !double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                    { Error(tv, $"target '{key}' must be a number"); continue; }
+                    var problem = key switch
+                    {
+                        "file_fraction" when value is <= 0 or > 1 => "a fraction must be in (0, 1]",
+                        "speedup" when value <= 0 => "a speed-up must be positive",
+                        "max_psnr_drop_db" or "max_id_drop" when value < 0 => "a drop budget cannot be negative",
+                        _ => null,
+                    };
+                    if (problem is not null) { Error(tv, $"target '{key}': {number} is impossible ({problem})"); continue; }
+                    values[key] = value;
+                }
+                var d = new ReportTargets();
+                targets = new ReportTargets(values.GetValueOrDefault("file_fraction", d.FileFraction), values.GetValueOrDefault("speedup", d.Speedup),
+                    values.GetValueOrDefault("max_psnr_drop_db", d.MaxPsnrDropDb), values.GetValueOrDefault("max_id_drop", d.MaxIdDrop));
+            }
+        }
+
         // Profiles: overrides "stage.key: value" applied to the first stage of that kind.
         var profiles = new Dictionary<string, List<(string Stage, string Key, string Value, YamlNode Node)>>();
         if (top.TryGetValue("profiles", out var profilesNode))
@@ -292,7 +343,7 @@ public static class RecipeParser
 
         var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
-        return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList(), top.ContainsKey("note") ? Scalar("note", "") : null);
+        return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList(), top.ContainsKey("note") ? Scalar("note", "") : null, targets);
     }
 
     /// <summary>Budgets that no run can meet, whatever the model: a MAC/param fraction outside (0, 1], a negative drop.</summary>

@@ -640,7 +640,10 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     /// </summary>
     private string ParametersHash(RecipeStage stage) =>
         Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(stage.Kind + "\n" +
-            string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}{FileContentHash(kv.Value)}"))))).ToLowerInvariant()[..16];
+            string.Join("\n", stage.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}{FileContentHash(kv.Value)}"))
+            // The report judges by the recipe's targets: new thresholds re-write it. Default targets add nothing, so
+            // runs from before the key keep their hashes.
+            + (stage.Kind == "report" && recipe.Targets is { } t ? $"\ntargets={t}" : "")))).ToLowerInvariant()[..16];
 
     /// <summary>Hash of what every stage shares: the teacher (its path and content), the data manifest, seed and resolution.</summary>
     private string InputsHash(string dataManifestSha256)

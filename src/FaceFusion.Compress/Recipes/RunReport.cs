@@ -142,7 +142,7 @@ public static class RunReport
         foreach (var (label, r) in rows)
             md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} |");
         md.AppendLine();
-        foreach (var line in Targets(rows, latencyByResolution)) md.AppendLine(line);
+        foreach (var line in Targets(rows, latencyByResolution, recipe.EffectiveTargets)) md.AppendLine(line);
         if (latencyByResolution.Count > 0)
         {
             int repeats = latencyByResolution.Max(l => l.Repeats ?? 1);
@@ -192,15 +192,17 @@ public static class RunReport
     }
 
     /// <summary>
-    /// The closed loop's targets (issue "Recipes"), teacher FP32 against the final INT8 model: file ≤ 10 %, p50
-    /// speed-up ≥ 5×, PSNR drop ≤ 1.0 dB, identity-cosine drop ≤ 0.02 — each with its value and whether it is met.
+    /// The recipe's targets (by default the closed loop's: file ≤ 10 %, p50 speed-up ≥ 5×, PSNR drop ≤ 1.0 dB,
+    /// identity-cosine drop ≤ 0.02), teacher FP32 against the final INT8 model, each with its value and whether it is met.
     /// </summary>
-    public static List<string> Targets(IReadOnlyList<(string Label, BenchRow Row)> rows, IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null)
+    public static List<string> Targets(IReadOnlyList<(string Label, BenchRow Row)> rows, IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null, ReportTargets? targets = null)
     {
+        var t = targets ?? new ReportTargets();
         var teacher = rows.FirstOrDefault(r => r.Label == "teacher").Row;
         var int8 = rows.LastOrDefault(r => r.Label == "int8").Row ?? rows.LastOrDefault(r => r.Row.Precision == "int8").Row;
         if (teacher is null || int8 is null) return [];
         string Mark(bool ok) => ok ? "met" : "**not met**";
+        string N(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
         double size = (double)int8.FileBytes / Math.Max(1, teacher.FileBytes);
         double speedup = teacher.P50Ms / Math.Max(1e-9, int8.P50Ms);
         double psnrDrop = teacher.PsnrDb - int8.PsnrDb;
@@ -211,13 +213,13 @@ public static class RunReport
         [
             $"Targets, teacher FP32 → {int8.Model} (INT8), on this run's bench:",
             "",
-            string.Create(CultureInfo.InvariantCulture, $"- file size {size:P1} of the teacher's (target ≤ 10 %): {Mark(size <= 0.10)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- file size {size:P1} of the teacher's (target ≤ {t.FileFraction * 100:0.##} %): {Mark(size <= t.FileFraction)}"),
             .. interleaved.Any(l => l.Resolution == int8.Resolution) ? Array.Empty<string>()
-                : [string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {speedup:0.00}× at {int8.Resolution} px (target ≥ 5×): {Mark(speedup >= 5)}")],
+                : [string.Create(CultureInfo.InvariantCulture, $"- p50 speed-up {speedup:0.00}× at {int8.Resolution} px (target ≥ {N(t.Speedup)}×): {Mark(speedup >= t.Speedup)}")],
             .. interleaved.Select(l => string.Create(CultureInfo.InvariantCulture,
-                $"- p50 speed-up {l.SpeedupVsTeacher:0.00}× at {l.Resolution} px, interleaved timing{(l.Repeats > 1 ? $" ({l.Repeats} repeats: {l.SpeedupMin:0.00}–{l.SpeedupMax:0.00}×)" : "")}{(l.Resolution == int8.Resolution ? $" (bench table: {speedup:0.00}×)" : "")} (target ≥ 5×): {Mark(l.SpeedupVsTeacher >= 5)}{(l.Repeats > 1 && (l.SpeedupMin < 5) != (l.SpeedupMax < 5) ? " — within the spread of the repeats, so not a firm result" : "")}")),
-            string.Create(CultureInfo.InvariantCulture, $"- PSNR drop {psnrDrop:0.00} dB (target ≤ 1.0 dB): {Mark(psnrDrop <= 1.0)}"),
-            string.Create(CultureInfo.InvariantCulture, $"- identity-cosine drop {idDrop:0.000} (target ≤ 0.02): {Mark(idDrop <= 0.02)}"),
+                $"- p50 speed-up {l.SpeedupVsTeacher:0.00}× at {l.Resolution} px, interleaved timing{(l.Repeats > 1 ? $" ({l.Repeats} repeats: {l.SpeedupMin:0.00}–{l.SpeedupMax:0.00}×)" : "")}{(l.Resolution == int8.Resolution ? $" (bench table: {speedup:0.00}×)" : "")} (target ≥ {N(t.Speedup)}×): {Mark(l.SpeedupVsTeacher >= t.Speedup)}{(l.Repeats > 1 && (l.SpeedupMin < t.Speedup) != (l.SpeedupMax < t.Speedup) ? " — within the spread of the repeats, so not a firm result" : "")}")),
+            string.Create(CultureInfo.InvariantCulture, $"- PSNR drop {psnrDrop:0.00} dB (target ≤ {t.MaxPsnrDropDb:0.0##} dB): {Mark(psnrDrop <= t.MaxPsnrDropDb)}"),
+            string.Create(CultureInfo.InvariantCulture, $"- identity-cosine drop {idDrop:0.000} (target ≤ {t.MaxIdDrop:0.00#}): {Mark(idDrop <= t.MaxIdDrop)}"),
             "",
         ];
     }

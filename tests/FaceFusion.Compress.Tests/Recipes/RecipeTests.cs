@@ -141,8 +141,47 @@ public class RecipeTests
 
         // …and every key is documented in recipes/README.md.
         var readme = File.ReadAllText(Path.Combine(FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!, "recipes", "README.md"));
-        foreach (var key in RecipeSchema.TopLevel.Keys.Concat(RecipeSchema.Stages.Values.SelectMany(k => k.Keys)))
+        foreach (var key in RecipeSchema.TopLevel.Keys.Concat(RecipeSchema.Stages.Values.SelectMany(k => k.Keys)).Concat(RecipeSchema.Targets.Keys))
             Assert.Contains($"`{key}`", readme);
+    }
+
+    [Fact]
+    public void Targets_AreReadFromTheRecipe_CheckedForSense_AndUsedByTheReport()
+    {
+        var dir = TestAssets.TempDir();
+        var path = Path.Combine(dir, "targets.yaml");
+        File.WriteAllText(path, "teacher: t\ntargets:\n  speedup: 3\n  max_psnr_drop_db: 0.5\nstages:\n  - stage: report\n");
+        var recipe = RecipeParser.Load(path);
+        Assert.Equal(new ReportTargets(0.10, 3, 0.5, 0.02), recipe.EffectiveTargets);
+        Assert.Equal(new ReportTargets(), RecipeParser.Load(Write("plain.yaml", "teacher: t\nstages:\n  - stage: report\n")).EffectiveTargets);
+
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(Write("bad.yaml",
+            "teacher: t\ntargets:\n  speedup: fast\n  file_fraction: 2\n  latency: 3\n  max_id_drop: -0.1\nstages:\n  - stage: report\n")));
+        Assert.Equal(4, e.Errors.Count);
+        Assert.Contains(e.Errors, x => x.Line == 3 && x.Message.Contains("must be a number"));
+        Assert.Contains(e.Errors, x => x.Line == 4 && x.Message.Contains("2 is impossible"));
+        Assert.Contains(e.Errors, x => x.Line == 5 && x.Message.Contains("unknown target 'latency'"));
+        Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("cannot be negative"));
+
+        // The same bench judged by the default targets and by the recipe's: 4× and 0.8 dB fail one and pass the other.
+        var rows = new List<(string, FaceFusion.Compress.Reporting.BenchRow)>
+        {
+            ("teacher", new() { Model = "teacher", Precision = "fp32", Resolution = 128, FileBytes = 1000, P50Ms = 40, PsnrDb = 37, IdCosine = 0.5 }),
+            ("int8", new() { Model = "int8", Precision = "int8", Resolution = 128, FileBytes = 50, P50Ms = 10, PsnrDb = 36.2, IdCosine = 0.49 }),
+        };
+        var byDefault = string.Join("\n", RunReport.Targets(rows));
+        Assert.Contains("p50 speed-up 4.00× at 128 px (target ≥ 5×): **not met**", byDefault);
+        Assert.Contains("PSNR drop 0.80 dB (target ≤ 1.0 dB): met", byDefault);
+        var byRecipe = string.Join("\n", RunReport.Targets(rows, null, recipe.EffectiveTargets));
+        Assert.Contains("p50 speed-up 4.00× at 128 px (target ≥ 3×): met", byRecipe);
+        Assert.Contains("PSNR drop 0.80 dB (target ≤ 0.5 dB): **not met**", byRecipe);
+
+        string Write(string name, string text)
+        {
+            var file = Path.Combine(dir, name);
+            File.WriteAllText(file, text);
+            return file;
+        }
     }
 
     [Fact]
