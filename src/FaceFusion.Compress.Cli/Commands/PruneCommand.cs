@@ -40,6 +40,10 @@ internal class PruneSettingsBase : CommandSettings
     [Description("Groups of at least N channels keep sizes that are multiples of N (CPU kernels block channels by 8 with AVX2, 16 with AVX-512); 1 removes single channels. Default 8.")]
     public int ChannelMultiple { get; init; } = 8;
 
+    [CommandOption("--mac-aware")]
+    [Description("Rank channels by importance per MAC saved: at equal importance the full-resolution layers lose channels first.")]
+    public bool MacAware { get; init; }
+
     [CommandOption("--eval-pairs <N>")]
     [Description("val faces used for PSNR decisions. Default 64.")]
     public int EvalPairs { get; init; } = 64;
@@ -145,7 +149,7 @@ internal sealed class PruneCommand : Command<PruneCommand.Settings>
         var options = new PruneOptions
         {
             Target = target, DataDir = settings.Dataset ?? Workspace.BundledDataset, Criterion = settings.ParsedCriterion,
-            Selection = new SelectionOptions { StepFraction = settings.StepFraction, MinChannels = settings.MinChannels, ChannelMultiple = settings.ChannelMultiple, Skip = settings.SkipSet },
+            Selection = new SelectionOptions { StepFraction = settings.StepFraction, MinChannels = settings.MinChannels, ChannelMultiple = settings.ChannelMultiple, MacAware = settings.MacAware, Skip = settings.SkipSet },
             FinetuneSteps = settings.FinetuneSteps, MaxPsnrDropDb = settings.MaxDropDb, MaxIdentityDrop = settings.MaxIdDrop ?? double.PositiveInfinity, Distill = !settings.NoDistill,
             EvalPairs = settings.EvalPairs, BatchSize = settings.Batch, TrainLimit = settings.TrainLimit,
             // Accepted steps are kept beside the output: re-running the same command continues an interrupted run.

@@ -25,21 +25,7 @@ public static class Pruner
             if (channels.Any(c => c < 0 || c >= g.Size)) throw new ArgumentException($"group {group}: channel index out of range 0..{g.Size - 1}");
         }
         var removed = removal.SelectMany(kv => kv.Value.Select(c => new ChannelRef(analysis.Group(kv.Key).Id, c))).ToHashSet();
-        int Kept(ChannelRef[] map) => map.Count(c => !removed.Contains(c));
-
-        var nodes = model.Graph.Nodes.Select(node => node.Op switch
-        {
-            Ops.Conv when !node.Depthwise => node with { Channels = Kept(analysis.MapOf(node.Name)) },
-            Ops.Linear => node with { Channels = Kept(analysis.MapOf(node.Name)) },
-            Ops.AttentionFusion => node with
-            {
-                InnerChannels = Kept(analysis.Dims.First(d => d.Key == $"{node.Name}.query.bias").Map),
-                AttentionScale = (float)node.EffectiveAttentionScale, // the function keeps its original scale
-            },
-            _ => node,
-        }).ToList();
-        var graph = model.Graph with { Nodes = nodes };
-        graph.Validate($"{model.Graph.Name} (pruned)");
+        var graph = PrunedGraph(model.Graph, removal, analysis);
 
         var state = model.state_dict();
         var sliced = new Dictionary<string, Tensor>();
@@ -65,6 +51,30 @@ public static class Pruner
                 target.copy_(sliced[key]);
             }
         if (model.training) pruned.train(); else pruned.eval();
+        return pruned;
+    }
+
+    /// <summary>
+    /// The graph after <paramref name="removal"/> (group id → channel indices), without weights: for costing a removal
+    /// (e.g. the MACs it saves) before doing it. Validated.
+    /// </summary>
+    public static NetworkGraph PrunedGraph(NetworkGraph graph, IReadOnlyDictionary<int, int[]> removal, ChannelAnalysis analysis)
+    {
+        var removed = removal.SelectMany(kv => kv.Value.Select(c => new ChannelRef(analysis.Group(kv.Key).Id, c))).ToHashSet();
+        int Kept(ChannelRef[] map) => map.Count(c => !removed.Contains(c));
+        var nodes = graph.Nodes.Select(node => node.Op switch
+        {
+            Ops.Conv when !node.Depthwise => node with { Channels = Kept(analysis.MapOf(node.Name)) },
+            Ops.Linear => node with { Channels = Kept(analysis.MapOf(node.Name)) },
+            Ops.AttentionFusion => node with
+            {
+                InnerChannels = Kept(analysis.Dims.First(d => d.Key == $"{node.Name}.query.bias").Map),
+                AttentionScale = (float)node.EffectiveAttentionScale, // the function keeps its original scale
+            },
+            _ => node,
+        }).ToList();
+        var pruned = graph with { Nodes = nodes };
+        pruned.Validate($"{graph.Name} (pruned)");
         return pruned;
     }
 

@@ -106,6 +106,7 @@ public static class RecipeSchema
             ["max_drop_db"] = new("double", "0.5", "val PSNR drop that rolls a step back"),
             ["max_id_drop"] = new("double", "(not checked)", "val identity-cosine drop that rolls a step back"),
             ["min_channels"] = new("int", "8", "smallest group size"),
+            ["mac_aware"] = new("bool", "false", "rank channels by importance per MAC saved (full-resolution layers first at equal importance)"),
             ["channel_multiple"] = new("int", "8", "groups of at least this many channels keep sizes that are multiples of it (1: single channels)"),
             ["distill"] = new("bool", "true", "distil from the unpruned model while fine-tuning"),
             ["train_limit"] = new("int", "(all)", "train faces used"),

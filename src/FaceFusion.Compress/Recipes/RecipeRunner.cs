@@ -398,7 +398,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 var options = new PruneOptions
                 {
                     Target = target, DataDir = data, Criterion = ParseCriterion(stage.Get("criterion", "taylor")), Seed = recipe.Seed,
-                    Selection = new SelectionOptions { StepFraction = stage.GetDouble("step_fraction", 0.1), MinChannels = stage.GetInt("min_channels", 8), ChannelMultiple = stage.GetInt("channel_multiple", 8) },
+                    Selection = new SelectionOptions { StepFraction = stage.GetDouble("step_fraction", 0.1), MinChannels = stage.GetInt("min_channels", 8), ChannelMultiple = stage.GetInt("channel_multiple", 8), MacAware = stage.GetBool("mac_aware", false) },
                     FinetuneSteps = stage.GetInt("finetune_steps", 50), MaxPsnrDropDb = stage.GetDouble("max_drop_db", 0.5),
                     MaxIdentityDrop = stage.GetDouble("max_id_drop", double.PositiveInfinity),
                     Distill = stage.GetBool("distill", true), TrainLimit = stage.Parameters.ContainsKey("train_limit") ? stage.GetInt("train_limit", 0) : null,

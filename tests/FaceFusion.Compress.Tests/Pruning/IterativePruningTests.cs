@@ -58,6 +58,37 @@ public class IterativePruningTests
     }
 
     [Fact]
+    public void MacAwareSelection_PrefersTheChannelsThatCostMost_AtEqualImportance()
+    {
+        // Two 16-channel groups: 'hi' at 32×32 (a channel costs its own 3×3 conv there and the stride-2 conv that
+        // reads it), 'lo' at 16×16. 'lo' is the less important by a little, so plain ranking cuts it; per MAC saved
+        // 'hi' goes first.
+        var g = new GraphBuilder("costs", 32);
+        var x = g.ImageInput("image", 3);
+        var hi = g.Conv("hi", x, 16, kernel: 3);
+        var lo = g.Conv("lo", hi, 16, kernel: 3, stride: 2);
+        g.Output("out", g.Conv("out", lo, 3, kernel: 1));
+        var analysis = new ChannelAnalysis(g.Build());
+        var hiGroup = analysis.Groups.Single(gr => gr.Producers.Contains("hi"));
+        var loGroup = analysis.Groups.Single(gr => gr.Producers.Contains("lo"));
+        var cost = ChannelSelector.MacsPerChannel(analysis, [hiGroup, loGroup]);
+        Assert.Equal(3 * 9 * 32 * 32 + 16 * 9 * 16 * 16, cost[hiGroup.Id]);
+        Assert.Equal(16 * 9 * 16 * 16 + 3 * 16 * 16, cost[loGroup.Id]);
+
+        var importance = new Dictionary<int, double[]>
+        {
+            [hiGroup.Id] = Enumerable.Range(0, 16).Select(i => i < 8 ? 0.9 : 1.1).ToArray(),
+            [loGroup.Id] = Enumerable.Range(0, 16).Select(i => i < 8 ? 0.8 : 1.2).ToArray(),
+        };
+        var options = new SelectionOptions { StepFraction = 0.25, MinChannels = 8 }; // one block of 8 a step
+        var plain = ChannelSelector.Select(analysis, importance, options);
+        Assert.Equal([loGroup.Id], plain.Keys);
+        var aware = ChannelSelector.Select(analysis, importance, options with { MacAware = true });
+        Assert.Equal([hiGroup.Id], aware.Keys);
+        Assert.Equal(Enumerable.Range(0, 8), aware[hiGroup.Id]); // still the least important channels of that group
+    }
+
+    [Fact]
     public void Importance_L1AndTaylorAndRandom()
     {
         var g = new GraphBuilder("tiny", 8);
