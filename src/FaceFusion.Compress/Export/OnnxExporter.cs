@@ -65,6 +65,8 @@ public sealed class OnnxExporter
     private Dictionary<string, List<GraphNode>> _siblings = [];
     /// <summary>Outputs of merged convs already emitted: member → its slice of the Split.</summary>
     private readonly Dictionary<string, string> _mergedOutputs = [];
+    /// <summary>BatchNorms folded into the conv before them: BN name → conv name.</summary>
+    private Dictionary<string, string> _folded = [];
 
     private OnnxExporter(GraphModule model, ExportOptions options)
     {
@@ -112,8 +114,8 @@ public sealed class OnnxExporter
             _types[input.Name] = DataType.Float;
             _valueOf[input.Name] = QuantizeIfCalibrated(input.Name, input.Name);
         }
-        var folded = FoldableBatchNorms();
-        _siblings = SiblingConvs(folded);
+        var folded = _folded = FoldableBatchNorms();
+        _siblings = SiblingConvs();
         foreach (var node in _graph.Nodes)
         {
             if (folded.ContainsKey(node.Name)) continue; // emitted with its conv
@@ -173,7 +175,7 @@ public sealed class OnnxExporter
     /// Groups of two or more dense, float convs reading the same value with the same geometry, whose outputs are not
     /// graph outputs themselves (a BN folded into a member is fine: each member's weights are folded first).
     /// </summary>
-    private Dictionary<string, List<GraphNode>> SiblingConvs(Dictionary<string, string> folded)
+    private Dictionary<string, List<GraphNode>> SiblingConvs()
     {
         var result = new Dictionary<string, List<GraphNode>>();
         if (!_options.MergeSiblingConvs) return result;
@@ -195,14 +197,13 @@ public sealed class OnnxExporter
     {
         if (_mergedOutputs.TryGetValue(node.Name, out var done)) return done;
         var members = _siblings[node.Name];
-        var folded = FoldableBatchNorms();
         var weights = new List<Tensor>();
         var biases = new List<Tensor>();
         foreach (var m in members)
         {
             var w = _state[$"{m.Name}.weight"];
             var b = m.Bias ? _state[$"{m.Name}.bias"] : zeros(w.shape[0]);
-            var bn = folded.FirstOrDefault(kv => kv.Value == m.Name).Key;
+            var bn = _folded.FirstOrDefault(kv => kv.Value == m.Name).Key;
             if (bn is not null) (w, b) = FoldBatchNorm(w, b, _graph.Node(bn));
             weights.Add(w);
             biases.Add(b);

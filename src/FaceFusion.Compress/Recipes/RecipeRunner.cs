@@ -599,7 +599,6 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         return path;
     }
 
-    /// <summary>The model later stages work on: the latest one produced, else the teacher.</summary>
     /// <summary>A built-in architecture saved untrained (seeded) as a checkpoint, so that a graph edit can apply to it.</summary>
     private string BuiltStudent(string architecture, string dir)
     {
@@ -610,6 +609,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         return path;
     }
 
+    /// <summary>The model later stages work on: the latest one produced, else the teacher.</summary>
     private string Model() => _current ?? _checkpoints.GetValueOrDefault("teacher") ?? throw new InvalidOperationException("no model yet: give a teacher checkpoint or a train stage");
 
     private static ImportanceCriterion ParseCriterion(string text) => text switch

@@ -128,7 +128,7 @@ public sealed record NetworkGraph
     {
         if (pool < 1) throw new ArgumentException($"attention key/value pooling must be at least 1, got {pool}");
         var attention = Nodes.Where(n => n.Op == Ops.AttentionFusion).Select(n => n.Name).ToHashSet();
-        var named = nodes is { Count: > 0 } ? nodes : (IReadOnlyCollection<string>)attention;
+        var named = nodes is { Count: > 0 } ? nodes.Distinct().ToList() : (IReadOnlyCollection<string>)attention;
         var wrong = named.Where(n => !attention.Contains(n)).ToList();
         if (wrong.Count > 0)
             throw new ArgumentException($"graph '{Name}': {string.Join(", ", wrong)} {(wrong.Count == 1 ? "is not an attention node" : "are not attention nodes")} (attention nodes: {(attention.Count == 0 ? "none" : string.Join(", ", attention))})");
