@@ -216,11 +216,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     private string RunKey(GraphModule original)
     {
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        var shaping = options with { ProgressDir = null, Target = new PruneTarget("any", 1, true), MaxPsnrDropDb = double.PositiveInfinity };
-        // A record prints a set as its type name: the skipped groups are appended by content (only when there are any,
-        // so that keys of runs without them stay what they were).
-        var skip = options.Selection.Skip.Count == 0 ? "" : ":skip=" + string.Join(",", options.Selection.Skip.Order(StringComparer.Ordinal));
-        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + shaping + skip));
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(original.Graph.ArchitectureHash() + ShapingText(options)));
         foreach (var (key, value) in original.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(key));
@@ -229,6 +225,26 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         }
         return Convert.ToHexString(hash.GetHashAndReset())[..16];
     }
+
+    /// <summary>
+    /// The options that shape the steps, as text for the progress key: not the target, the PSNR-drop budget nor the
+    /// progress folder. Options added later (the identity budget, MAC-aware ranking) are printed only when set, so that
+    /// progress saved by runs without them keeps its key and resumes.
+    /// </summary>
+    internal static string ShapingText(PruneOptions options)
+    {
+        var shaping = options with { ProgressDir = null, Target = new PruneTarget("any", 1, true), MaxPsnrDropDb = double.PositiveInfinity };
+        var printed = PrintWithout(shaping.ToString(), "MacAware");
+        if (!double.IsFinite(options.MaxIdentityDrop)) printed = PrintWithout(printed, "MaxIdentityDrop");
+        // A record prints a set as its type name: the skipped groups are appended by content (only when there are any,
+        // so that keys of runs without them stay what they were).
+        var skip = options.Selection.Skip.Count == 0 ? "" : ":skip=" + string.Join(",", options.Selection.Skip.Order(StringComparer.Ordinal));
+        return printed + skip + (options.Selection.MacAware ? ":mac_aware" : "");
+    }
+
+    /// <summary>A record's printout without one member (<c>, Name = value</c>), as printed before that member existed.</summary>
+    private static string PrintWithout(string printed, string member) =>
+        System.Text.RegularExpressions.Regex.Replace(printed, $@", {member} = [^,}}]*", "");
 
     private void SaveProgress(GraphModule original, GraphModule current, List<PruneStep> steps)
     {

@@ -89,6 +89,20 @@ public class IterativePruningTests
     }
 
     [Fact]
+    public void ProgressKey_OfDefaultOptions_IsWhatEarlierVersionsWrote_SoSavedRunsResume()
+    {
+        // Saved pruning progress resumes only when this text is unchanged: options added later must not appear at
+        // their defaults. The literal is what the toolkit printed before the identity budget and MAC-aware ranking
+        // existed (progress saved then was resumed with it).
+        var options = new PruneOptions { Target = new PruneTarget(PruneTarget.Macs, 0.45, true), DataDir = "datasets/bundled", Criterion = ImportanceCriterion.Random, FinetuneSteps = 200 };
+        var text = IterativePruner.ShapingText(options);
+        Assert.Equal("""PruneOptions { Target = any ≤ 1 × original, DataDir = datasets/bundled, Criterion = Random, Selection = SelectionOptions { StepFraction = 0.1, MinChannels = 8, ChannelMultiple = 8, Skip = System.Collections.Generic.HashSet`1[System.String] }, ImportanceBatches = 4, FinetuneSteps = 200, BatchSize = 8, LearningRate = 0.0001, Distill = True, MaxPsnrDropDb = Infinity, EvalPairs = 64, MaxSteps = 50, Seed = 1, TrainLimit = , ProgressDir =  }""", text);
+        Assert.Equal(text + ":mac_aware", IterativePruner.ShapingText(options with { Selection = options.Selection with { MacAware = true } }));
+        Assert.Contains("MaxIdentityDrop = 0.02", IterativePruner.ShapingText(options with { MaxIdentityDrop = 0.02 }));
+        Assert.Equal(text, IterativePruner.ShapingText(options with { MaxPsnrDropDb = 3, Target = new PruneTarget(PruneTarget.Params, 0.3, true) }));
+    }
+
+    [Fact]
     public void Importance_L1AndTaylorAndRandom()
     {
         var g = new GraphBuilder("tiny", 8);
