@@ -15,16 +15,19 @@ namespace FaceFusion.Compress.Tests.Export;
 
 public class ExportParityTests
 {
-    /// <summary>A model with non-trivial BN statistics and attention switched on, in eval mode.</summary>
-    internal static GraphModule Prepared(NetworkGraph graph, int seed = 4)
+    /// <summary>
+    /// A model with non-trivial BN statistics and attention switched on, in eval mode. <paramref name="inputs"/> makes
+    /// a batch of 4 for the statistics (default: swapper inputs).
+    /// </summary>
+    internal static GraphModule Prepared(NetworkGraph graph, int seed = 4, Func<Dictionary<string, Tensor>>? inputs = null)
     {
         torch.manual_seed(seed);
         var model = new GraphModule(graph);
         using (no_grad())
         {
             model.train();
-            var inputs = GraphTests.SwapperInputs(4, graph.Resolution, seed);
-            for (int i = 0; i < 3; i++) foreach (var t in model.call(inputs).Values) t.Dispose();
+            var batch = inputs?.Invoke() ?? GraphTests.SwapperInputs(4, graph.Resolution, seed);
+            for (int i = 0; i < 3; i++) foreach (var t in model.call(batch).Values) t.Dispose();
             foreach (var (name, p) in model.named_parameters())
                 if (name.EndsWith(".gamma")) p.fill_(0.7f);
         }
@@ -141,7 +144,7 @@ public class ExportParityTests
         var pointwise = g.Conv("pointwise", x, 4, kernel: 1);
         g.Output("output", g.Concat("joined", left, right, g.Sum("sum", left, g.Conv("back", right, 5))));
         g.Output("pointwise", pointwise);
-        using var custom = Prepared2(g.Build());
+        using var custom = Prepared(g.Build(), 6, () => new Dictionary<string, Tensor> { ["target"] = randn(4, 3, 16, 16).mul(2).add(0.5) });
         var image = new Dictionary<string, Tensor> { ["target"] = randn(2, 3, 16, 16, generator: new Generator(2)) };
         var proto = OnnxExporter.Export(custom);
         Assert.Single(proto.Graph.Node, n => n.OpType == "Split"); // the 1×1 conv has another geometry: not merged
@@ -153,20 +156,6 @@ public class ExportParityTests
             double psnr = Psnr(expected[output].data<float>().ToArray(), actual[output], 10.0);
             Assert.True(psnr >= 80, $"{output}: {psnr:0.0} dB");
         }
-    }
-
-    /// <summary>A custom graph's module with non-trivial BN statistics, in eval mode.</summary>
-    private static GraphModule Prepared2(NetworkGraph graph)
-    {
-        torch.manual_seed(6);
-        var model = new GraphModule(graph);
-        using (no_grad())
-        {
-            model.train();
-            for (int i = 0; i < 3; i++) foreach (var t in model.call(new Dictionary<string, Tensor> { ["target"] = randn(4, 3, graph.Resolution, graph.Resolution).mul(2).add(0.5) }).Values) t.Dispose();
-        }
-        model.eval();
-        return model;
     }
 
     [Fact]
