@@ -21,6 +21,8 @@ app.Configure(config =>
         .WithDescription("Print a model's params and MACs per node and stage (and vs the teacher); --json for scripts.");
     config.AddCommand<TrainCommand>("train")
         .WithDescription("Train a swapper from a YAML config (progressive resolution, checkpoints, --resume, CSV/TensorBoard logs).");
+    config.AddCommand<WarmStartCommand>("warm-start")
+        .WithDescription("Build an edited architecture (graph.json) and copy a trained checkpoint's parameters wherever name and shape match.");
     config.AddCommand<ExportCommand>("export")
         .WithDescription("Export a checkpoint to ONNX (fp32, fp16) with FaceFusion's IO names, BN folded, dynamic batch.");
     config.AddCommand<BenchCommand>("bench")

@@ -44,7 +44,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         if (settings.Precision == "int8")
-            throw new NotSupportedException("--precision int8: INT8 needs calibration; use `ffc ptq MODEL --calibration N -o FILE.onnx` (QAT arrives later); nothing was written");
+            throw new NotSupportedException("--precision int8: INT8 needs calibration; use `ffc ptq MODEL --calibration N -o FILE.onnx` or `ffc qat`; nothing was written");
         GraphModule model;
         var metadata = new Dictionary<string, string>();
         if (Directory.Exists(settings.Model))

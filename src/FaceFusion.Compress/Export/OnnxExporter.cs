@@ -281,6 +281,10 @@ public sealed class OnnxExporter
                 return Typed(Emit("Resize", [At(0, c), "", scales], Fresh(node.Name), Str("mode", "nearest"),
                     Str("coordinate_transformation_mode", "asymmetric"), Str("nearest_mode", "floor")), c);
             }
+            case Ops.DepthToSpace:
+                return Typed(Emit("DepthToSpace", [At(0, c)], Fresh(node.Name), Int("blocksize", node.Scale), Str("mode", "CRD")), c);
+            case Ops.SpaceToDepth:
+                return Typed(Emit("SpaceToDepth", [At(0, c)], Fresh(node.Name), Int("blocksize", node.Scale)), c);
             case Ops.GlobalAvgPool:
                 return Typed(Emit("GlobalAveragePool", [At(0, c)], Fresh(node.Name)), c);
             case Ops.MaxPool:

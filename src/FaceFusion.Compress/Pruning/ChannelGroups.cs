@@ -93,6 +93,13 @@ public sealed class ChannelAnalysis
                     }
                     else output = In(0);
                     break;
+                case Ops.DepthToSpace:
+                case Ops.SpaceToDepth:
+                    // Channels move to and from positions in blocks of scale²: kept whole (the convs around a sub-pixel
+                    // upsampling are heads or inputs in the shipped graphs, so nothing prunable is lost).
+                    Block(In(0), $"{node.Op} '{node.Name}' moves channels to positions");
+                    output = NewGroup(shapes[node.Name].Channels, $"{node.Op} '{node.Name}'", node.Name);
+                    break;
                 case Ops.AttentionFusion:
                 {
                     var inner = NewGroup(node.InnerChannels, null, $"{node.Name}.query");

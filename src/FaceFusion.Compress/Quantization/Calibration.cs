@@ -52,7 +52,7 @@ public sealed record QuantPolicy
 
     public IReadOnlySet<string> KeepFloat { get; init; } = new HashSet<string>();
     /// <summary>
-    /// Also run skip connections and their plumbing in INT8 (adds, concats, nearest resizes, SE gates, global pools):
+    /// Also run skip connections and their plumbing in INT8 (adds, concats, nearest resizes, depth/space moves, SE gates, global pools):
     /// fewer float islands, so small networks gain more from INT8, at some accuracy risk. Off by default (the article's policy).
     /// </summary>
     public bool QuantizeSkips { get; init; }
@@ -61,7 +61,7 @@ public sealed record QuantPolicy
     public IReadOnlyList<string> FloatNodes(NetworkGraph graph) => graph.Nodes.Where(n =>
         n.Op is Ops.AttentionFusion or Ops.IdentityInjection or Ops.InstanceNorm or Ops.BatchNorm or Ops.Linear
         || (n.Op == Ops.Conv && KeepFloat.Contains(n.Name))
-        || (!QuantizeSkips && n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.Mul or Ops.GlobalAvgPool)).Select(n => n.Name).ToList();
+        || (!QuantizeSkips && n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.DepthToSpace or Ops.SpaceToDepth or Ops.Mul or Ops.GlobalAvgPool)).Select(n => n.Name).ToList();
 
     /// <summary>The quantized convs of a graph.</summary>
     public IReadOnlyList<GraphNode> QuantizedConvs(NetworkGraph graph) =>
@@ -81,7 +81,7 @@ public sealed record QuantPolicy
             foreach (var v in ConvOutputs(graph, conv, readers)) values.Add(v);
         }
         if (QuantizeSkips)
-            foreach (var node in graph.Nodes.Where(n => n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.Mul or Ops.GlobalAvgPool && !KeepFloat.Contains(n.Name)))
+            foreach (var node in graph.Nodes.Where(n => n.Op is Ops.Add or Ops.Concat or Ops.Resize or Ops.DepthToSpace or Ops.SpaceToDepth or Ops.Mul or Ops.GlobalAvgPool && !KeepFloat.Contains(n.Name)))
             {
                 values.Add(node.Name);
                 foreach (var input in node.Inputs) values.Add(input);

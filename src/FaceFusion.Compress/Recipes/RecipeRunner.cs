@@ -97,6 +97,12 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                         current = SwapperArchitectures.Build(s.Get("student", "student"), recipe.Resolution);
                         bound = null;
                     }
+                    if (s.Parameters.TryGetValue("student_graph", out var studentGraph))
+                    {
+                        var file = Resolve(studentGraph);
+                        current = NetworkGraph.FromJson(File.ReadAllText(file), file);
+                        bound = null;
+                    }
                     if (s.GetInt("attention_kv_pool", 1) > 1 && current is not null && bound is null)
                         current = current.WithAttentionKeyValuePool(s.GetInt("attention_kv_pool", 1), s.GetList("attention_kv_nodes").ToList());
                     break;
@@ -425,6 +431,16 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     AdversarialStartStep = stage.GetInt("steps", 200) / 2,
                 };
                 config.Model = student == "current" ? Model() : student;
+                if (stage.Parameters.TryGetValue("student_graph", out var graphFile))
+                {
+                    // An edited architecture (e.g. a sub-pixel decoder ending) that keeps what matches of the student.
+                    var source = Directory.Exists(config.Model) ? config.Model : BuiltStudent(config.Model, Path.Combine(dir, "student-init"));
+                    var path = Resolve(graphFile);
+                    var start = Checkpoint.WarmStartFrom(NetworkGraph.FromJson(File.ReadAllText(path), path), source, recipe.Seed);
+                    using (start.Model) Checkpoint.Save(Path.Combine(dir, "student-warm"), start.Model, new Dictionary<string, string> { ["warm_start_from"] = source });
+                    log?.Invoke($"  student from {graphFile}: {start.Copied.Count} tensors copied from {source}, {start.Fresh.Count} fresh ({string.Join(", ", start.Fresh.Select(k => k.Split('.')[0]).Distinct())})");
+                    config.Model = Path.Combine(dir, "student-warm");
+                }
                 if (stage.GetInt("attention_kv_pool", 1) is var pool and > 1)
                 {
                     // The student as trained: the attention's keys/values pooled, weights as they were.

@@ -17,9 +17,14 @@ public class PruningTests
         analysis.Groups.Single(g => g.Producers.Contains(producer)).Id;
 
     /// <summary>Prunes a quarter of a group's channels and checks the result equals the masked unpruned network.</summary>
-    private static void AssertPrunedEqualsMasked(string architecture, string producer, Action<ChannelGroup>? check = null, float sharpenAttention = 1f)
+    private static void AssertPrunedEqualsMasked(string architecture, string producer, Action<ChannelGroup>? check = null, float sharpenAttention = 1f) =>
+        AssertPrunedEqualsMasked(SwapperArchitectures.Build(architecture, 32), producer, check, sharpenAttention);
+
+    /// <summary>The same for any swapper graph at 32 px (e.g. an edited architecture).</summary>
+    internal static void AssertPrunedEqualsMasked(NetworkGraph graph, string producer, Action<ChannelGroup>? check = null, float sharpenAttention = 1f)
     {
-        using var model = ExportParityTests.Prepared(SwapperArchitectures.Build(architecture, 32));
+        var architecture = graph.Name;
+        using var model = ExportParityTests.Prepared(graph);
         // Random init gives near-uniform attention; sharpened scores make the inner channels matter.
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())

@@ -51,6 +51,39 @@ public static class Checkpoint
         return graph;
     }
 
+    /// <summary>
+    /// Builds <paramref name="graph"/> with a seeded initialisation and copies into it, from the checkpoint at
+    /// <paramref name="sourceDir"/>, every parameter and buffer whose name and shape match: an architecture edit (a new
+    /// decoder ending, a wider layer) keeps what it can of a trained model and trains the rest from scratch. Refused
+    /// when nothing matches (the graph is then not an edit of that model). The caller disposes the returned module.
+    /// </summary>
+    public static WarmStart WarmStartFrom(NetworkGraph graph, string sourceDir, long seed)
+    {
+        graph.Validate("warm-start graph");
+        using var source = Load(sourceDir);
+        torch.manual_seed(seed);
+        var target = new GraphModule(graph);
+        try
+        {
+            var from = source.state_dict();
+            var copied = new List<string>();
+            var fresh = new List<string>();
+            using (no_grad())
+            {
+                foreach (var (name, tensor) in target.state_dict())
+                {
+                    if (from.TryGetValue(name, out var s) && s.shape.SequenceEqual(tensor.shape)) { tensor.copy_(s); copied.Add(name); }
+                    else fresh.Add(name);
+                }
+            }
+            if (copied.Count == 0)
+                throw new InvalidDataException($"{sourceDir}: no parameter matches the new graph by name and shape, so nothing would be warm-started");
+            var unused = from.Keys.Except(copied).ToList();
+            return new WarmStart(target, copied, fresh, unused);
+        }
+        catch { target.Dispose(); throw; }
+    }
+
     /// <summary>Reads the graph of a checkpoint folder.</summary>
     public static NetworkGraph LoadGraph(string dir)
     {
@@ -111,3 +144,9 @@ public static class Checkpoint
         throw new FileNotFoundException($"{model}: neither a checkpoint folder nor a built-in architecture ({string.Join(", ", SwapperArchitectures.Names)})");
     }
 }
+
+/// <summary>
+/// The result of <see cref="Checkpoint.WarmStartFrom"/>: the new module (the caller disposes it), the state-dict keys
+/// copied from the source, those initialised fresh, and the source's keys that found no place.
+/// </summary>
+public sealed record WarmStart(GraphModule Model, IReadOnlyList<string> Copied, IReadOnlyList<string> Fresh, IReadOnlyList<string> Unused);

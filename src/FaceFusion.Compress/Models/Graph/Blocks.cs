@@ -100,6 +100,22 @@ public static class GraphOps
         return x.sub(mean).div(variance.add(epsilon).sqrt()).MoveToOuterDisposeScope();
     }
 
+    /// <summary>[N, C·r², H, W] → [N, C, H·r, W·r] with out[c, h·r+i, w·r+j] = in[c·r²+i·r+j, h, w] (ONNX DepthToSpace, CRD).</summary>
+    public static Tensor DepthToSpace(Tensor x, int r)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], c = x.shape[1] / (r * r), h = x.shape[2], w = x.shape[3];
+        return x.reshape(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * r, w * r).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[N, C, H·r, W·r] → [N, r²·C, H, W] with out[(i·r+j)·C+c, h, w] = in[c, h·r+i, w·r+j] (ONNX SpaceToDepth).</summary>
+    public static Tensor SpaceToDepth(Tensor x, int r)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], c = x.shape[1], h = x.shape[2] / r, w = x.shape[3] / r;
+        return x.reshape(n, c, h, r, w, r).permute(0, 3, 5, 1, 2, 4).reshape(n, r * r * c, h, w).MoveToOuterDisposeScope();
+    }
+
     public static Tensor Activate(Tensor x, string activation, float alpha) => activation switch
     {
         Activations.Relu => nn.functional.relu(x),

@@ -17,6 +17,17 @@ public static class Ops
     public const string Mul = "mul";                         // element-wise product; the second input may be [N,C,1,1] (gates)
     public const string Concat = "concat";                   // channel concatenation
     public const string Resize = "resize";                   // nearest-neighbour upsampling by Scale
+    /// <summary>
+    /// Sub-pixel upsampling by Scale r (ONNX DepthToSpace, mode CRD; PyTorch's pixel_shuffle):
+    /// out[c, h·r+i, w·r+j] = in[c·r²+i·r+j, h, w]. A half-resolution conv with r²·C outputs then writes C channels at
+    /// full resolution, at a quarter of a full-resolution conv's cost.
+    /// </summary>
+    public const string DepthToSpace = "depth_to_space";
+    /// <summary>
+    /// The inverse move by Scale r in ONNX SpaceToDepth's order: out[(i·r+j)·C+c, h, w] = in[c, h·r+i, w·r+j]. Brings
+    /// full-resolution detail (e.g. the target image) losslessly to a lower resolution.
+    /// </summary>
+    public const string SpaceToDepth = "space_to_depth";
     public const string GlobalAvgPool = "global_avg_pool";   // [N,C,H,W] → [N,C,1,1]
     public const string MaxPool = "max_pool";                // Kernel, Stride, Padding
     public const string AvgPool = "avg_pool";                // Kernel, Stride, Padding
@@ -27,8 +38,8 @@ public static class Ops
 
     public static readonly string[] All =
     [
-        Conv, BatchNorm, InstanceNorm, Act, PRelu, Add, Mul, Concat, Resize, GlobalAvgPool, MaxPool, AvgPool, Flatten,
-        Linear, AttentionFusion, IdentityInjection,
+        Conv, BatchNorm, InstanceNorm, Act, PRelu, Add, Mul, Concat, Resize, DepthToSpace, SpaceToDepth, GlobalAvgPool,
+        MaxPool, AvgPool, Flatten, Linear, AttentionFusion, IdentityInjection,
     ];
 }
 
@@ -69,7 +80,7 @@ public sealed record GraphNode
     public string? Activation { get; init; }
     /// <summary>Negative slope of leaky_relu.</summary>
     public float Alpha { get; init; }
-    /// <summary>Upsampling factor of resize nodes.</summary>
+    /// <summary>Upsampling factor of resize nodes; block size of depth_to_space and space_to_depth nodes.</summary>
     public int Scale { get; init; }
     /// <summary>Query/key width of attention fusion (channels/8 by default).</summary>
     public int InnerChannels { get; init; }

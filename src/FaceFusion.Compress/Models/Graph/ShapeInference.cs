@@ -112,6 +112,24 @@ public static class ShapeInference
                 if (node.Scale < 1) throw new InvalidDataException($"{Where()}: scale must be ≥ 1");
                 return (new TensorShape(x.Channels, x.Height * node.Scale, x.Width * node.Scale), 0, 0);
             }
+            case Ops.DepthToSpace:
+            {
+                var x = Image(One());
+                int r = node.Scale;
+                if (r < 1) throw new InvalidDataException($"{Where()}: scale must be ≥ 1");
+                if (x.Channels % (r * r) != 0)
+                    throw new InvalidDataException($"{Where()}: {x.Channels} input channels do not divide into blocks of {r}² = {r * r}");
+                return (new TensorShape(x.Channels / (r * r), x.Height * r, x.Width * r), 0, 0);
+            }
+            case Ops.SpaceToDepth:
+            {
+                var x = Image(One());
+                int r = node.Scale;
+                if (r < 1) throw new InvalidDataException($"{Where()}: scale must be ≥ 1");
+                if (x.Height % r != 0 || x.Width % r != 0)
+                    throw new InvalidDataException($"{Where()}: block size {r} does not divide the input's {x.Height}×{x.Width} positions");
+                return (new TensorShape(x.Channels * r * r, x.Height / r, x.Width / r), 0, 0);
+            }
             case Ops.GlobalAvgPool:
             {
                 var x = Image(One());

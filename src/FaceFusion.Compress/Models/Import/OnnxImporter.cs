@@ -28,7 +28,7 @@ public sealed record ImportedNetwork(NetworkGraph Graph, Dictionary<string, Tens
 
 /// <summary>
 /// Reads an ONNX CNN (Conv, BatchNormalization, Relu, PRelu, LeakyRelu, Sigmoid, Tanh, Add, Mul, Concat,
-/// MaxPool, AveragePool, GlobalAveragePool, Flatten/Reshape to [N,C], Gemm) into a graph description and weights,
+/// MaxPool, AveragePool, GlobalAveragePool, DepthToSpace (CRD), SpaceToDepth, Flatten/Reshape to [N,C], Gemm; Identity as a rename) into a graph description and weights,
 /// so it runs, trains, prunes and exports like the toolkit's own networks. Other ops are refused, naming the node.
 /// </summary>
 public static class OnnxImporter
@@ -70,6 +70,12 @@ public static class OnnxImporter
             string Where() => $"{path}: node '{(node.Name.Length > 0 ? node.Name : node.Output[0])}' ({node.OpType})";
             string In(int i) => tensorToNode.TryGetValue(node.Input[i], out var n)
                 ? n : throw new InvalidDataException($"{Where()}: input '{node.Input[i]}' is not produced by a supported node");
+            if (node.OpType == "Identity")
+            {
+                // A rename (exporters use one to name an output): the tensor is its input's node.
+                tensorToNode[node.Output[0]] = In(0);
+                continue;
+            }
             var nodeName = $"{node.OpType.ToLowerInvariant()}_{Sanitize(node.Output[0])}";
             GraphNode? added = null;
             switch (node.OpType)
@@ -146,6 +152,14 @@ public static class OnnxImporter
                 }
                 case "GlobalAveragePool":
                     added = new GraphNode { Name = nodeName, Op = Ops.GlobalAvgPool, Inputs = [In(0)] };
+                    break;
+                case "DepthToSpace":
+                    // DCR (ONNX's default) orders the channels differently from the graph's CRD op.
+                    if ((Str(node, "mode") ?? "DCR") != "CRD") throw new InvalidDataException($"{Where()}: only DepthToSpace mode CRD is supported");
+                    added = new GraphNode { Name = nodeName, Op = Ops.DepthToSpace, Inputs = [In(0)], Scale = (int)Int(node, "blocksize", 0) };
+                    break;
+                case "SpaceToDepth":
+                    added = new GraphNode { Name = nodeName, Op = Ops.SpaceToDepth, Inputs = [In(0)], Scale = (int)Int(node, "blocksize", 0) };
                     break;
                 case "Flatten":
                 case "Reshape":
