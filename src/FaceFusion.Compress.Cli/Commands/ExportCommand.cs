@@ -2,6 +2,8 @@ using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
+using FaceFusion.Compress.Quantization;
+using Google.Protobuf;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -20,7 +22,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         public string? Output { get; init; }
 
         [CommandOption("--precision <P>")]
-        [Description("fp32 (default), fp16 (for GPU execution providers) or int8.")]
+        [Description("fp32 (default), fp16 (for GPU execution providers) or int8 (a QAT model folder only: its learned scales, at any --resolution).")]
         public string Precision { get; init; } = "fp32";
 
         [CommandOption("-r|--resolution <R>")]
@@ -43,8 +45,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        if (settings.Precision == "int8")
-            throw new NotSupportedException("--precision int8: INT8 needs calibration; use `ffc ptq MODEL --calibration N -o FILE.onnx` or `ffc qat`; nothing was written");
+        if (settings.Precision == "int8") return ExportQat(settings);
         GraphModule model;
         var metadata = new Dictionary<string, string>();
         if (Directory.Exists(settings.Model))
@@ -73,6 +74,30 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
             var proto = OnnxExporter.ExportToFile(model, settings.Output!, options);
             var size = new FileInfo(settings.Output!).Length;
             AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({size / 1024.0 / 1024.0:0.00} MB, {proto.Graph.Node.Count} nodes, opset {settings.Opset}, {settings.Precision})");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// INT8 from a QAT model folder (its learned scales are the calibration), at any resolution: the same QDQ model
+    /// `ffc qat` writes at its training size, e.g. at 256 px for a model trained at 128.
+    /// </summary>
+    private static int ExportQat(Settings settings)
+    {
+        if (!Directory.Exists(settings.Model) || !QuantizationAware.IsQuantized(settings.Model))
+            throw new NotSupportedException($"--precision int8: {settings.Model} is not a QAT model folder (no {QuantizationAware.FileName}); INT8 needs calibration: use `ffc ptq MODEL --calibration N -o FILE.onnx`, or `ffc qat` and export its model folder; nothing was written");
+        if (settings.NoFoldBn) throw new NotSupportedException("--no-fold-bn: a QAT model's BatchNorms are already folded into its convs; nothing was written");
+        var (model, simulator) = QuantizationAware.Load(settings.Model);
+        using (model)
+        using (simulator)
+        {
+            var metadata = new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) };
+            var proto = QuantizationAware.ExportInt8(model, simulator, metadata: metadata, resolution: settings.Resolution);
+            var partial = settings.Output! + ".partial";
+            File.WriteAllBytes(partial, proto.ToByteArray());
+            File.Move(partial, settings.Output!, overwrite: true);
+            var size = new FileInfo(settings.Output!).Length;
+            AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({size / 1024.0 / 1024.0:0.00} MB, {proto.Graph.Node.Count} nodes, int8 QDQ at {settings.Resolution?.ToString() ?? "the model's resolution"})");
         }
         return 0;
     }

@@ -257,6 +257,20 @@ public class QatTests
         Assert.DoesNotContain(sameWeights.Graph.Node, n => n.OpType is "QuantizeLinear" or "DequantizeLinear");
         Assert.Contains(sameWeights.Graph.Node, n => n.OpType == "Conv");
 
+        // `ffc export --precision int8` re-exports the QAT model at another resolution, with the same kernels; a float
+        // checkpoint is refused there (INT8 needs calibration), nothing written.
+        var at64 = Path.Combine(root, "int8-64.onnx");
+        var (exported, exportText) = Tests.Cli.CliTests.Ffc("export", Path.Combine(output, "model"), "--precision", "int8", "-r", "64", "-o", at64);
+        Assert.True(exported == 0, exportText);
+        var int8At64 = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(at64));
+        Assert.Equal(64, int8At64.Graph.Input.Single(i => i.Name == "target").Type.TensorType.Shape.Dim[2].DimValue);
+        var atTraining = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(output, "model-int8.onnx")));
+        Assert.Equal(atTraining.Graph.Node.Count(n => n.OpType == "QuantizeLinear"), int8At64.Graph.Node.Count(n => n.OpType == "QuantizeLinear"));
+        var (refused, refusedText) = Tests.Cli.CliTests.Ffc("export", floatDir, "--precision", "int8", "-o", Path.Combine(root, "float-int8.onnx"));
+        Assert.Equal(1, refused);
+        Assert.Contains("is not a QAT model folder", refusedText);
+        Assert.False(File.Exists(Path.Combine(root, "float-int8.onnx")));
+
         // A QAT model cannot be quantized again; a missing model and a bad option name their cause; nothing is written.
         var (again, againText) = Tests.Cli.CliTests.Ffc("qat", Path.Combine(output, "model"), "--steps", "1", "-o", Path.Combine(root, "again"));
         Assert.Equal(1, again);
