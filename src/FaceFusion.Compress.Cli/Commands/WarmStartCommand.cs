@@ -27,6 +27,10 @@ internal sealed class WarmStartCommand : Command<WarmStartCommand.Settings>
         [Description("Seed of the fresh parameters' initialisation. Default 0.")]
         public long Seed { get; init; }
 
+        [CommandOption("--icnr")]
+        [Description("Fresh convs that feed a depth_to_space start with equal sub-pixels (ICNR): the upsampling starts as nearest-neighbour, without a checkerboard.")]
+        public bool Icnr { get; init; }
+
         public override ValidationResult Validate() =>
             From is null ? ValidationResult.Error("--from CHECKPOINT is required")
             : Output is null ? ValidationResult.Error("-o|--output DIR is required")
@@ -37,12 +41,13 @@ internal sealed class WarmStartCommand : Command<WarmStartCommand.Settings>
     {
         if (!File.Exists(settings.Graph)) throw new FileNotFoundException($"{settings.Graph}: no such graph file", settings.Graph);
         var graph = NetworkGraph.FromJson(File.ReadAllText(settings.Graph), settings.Graph);
-        var start = Checkpoint.WarmStartFrom(graph, settings.From!, settings.Seed);
+        var start = Checkpoint.WarmStartFrom(graph, settings.From!, settings.Seed, settings.Icnr);
         using var model = start.Model;
         Checkpoint.Save(settings.Output!, model, new Dictionary<string, string>
         {
             ["warm_start_from"] = Path.GetFullPath(settings.From!),
             ["warm_start_seed"] = settings.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["warm_start_icnr"] = settings.Icnr ? "true" : "false",
         });
         static string Nodes(IEnumerable<string> keys) => string.Join(", ", keys.Select(k => k.Split('.')[0]).Distinct());
         AnsiConsole.MarkupLineInterpolated($"copied {start.Copied.Count} tensors from {settings.From}");

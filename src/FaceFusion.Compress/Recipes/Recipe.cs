@@ -126,6 +126,7 @@ public static class RecipeSchema
             ["features"] = new("list", "(none)", "feature pairs student_node=teacher_tensor"),
             ["attention_kv_pool"] = new("int", "1", "the student's attention pools keys/values over k×k cells (its cost, quadratic in positions, falls by k²); weights kept"),
             ["attention_kv_nodes"] = new("list", "(all)", "attention nodes that pool, when not all"),
+            ["icnr"] = new("bool", "false", "with student_graph: fresh convs that feed a depth_to_space start with equal sub-pixels (ICNR), so the sub-pixel upsampling starts as nearest-neighbour instead of a checkerboard"),
             ["student_graph"] = new("path", "(none)", "a graph.json the student becomes: its parameters are copied from the student wherever name and shape match (ffc warm-start), the rest start fresh (seeded) — e.g. a new decoder ending"),
         },
         ["ptq"] = new Dictionary<string, Key>

@@ -436,7 +436,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     // An edited architecture (e.g. a sub-pixel decoder ending) that keeps what matches of the student.
                     var source = Directory.Exists(config.Model) ? config.Model : BuiltStudent(config.Model, Path.Combine(dir, "student-init"));
                     var path = Resolve(graphFile);
-                    var start = Checkpoint.WarmStartFrom(NetworkGraph.FromJson(File.ReadAllText(path), path), source, recipe.Seed);
+                    var start = Checkpoint.WarmStartFrom(NetworkGraph.FromJson(File.ReadAllText(path), path), source, recipe.Seed, icnr: stage.GetBool("icnr", false));
                     using (start.Model) Checkpoint.Save(Path.Combine(dir, "student-warm"), start.Model, new Dictionary<string, string> { ["warm_start_from"] = source });
                     log?.Invoke($"  student from {graphFile}: {start.Copied.Count} tensors copied from {source}, {start.Fresh.Count} fresh ({string.Join(", ", start.Fresh.Select(k => k.Split('.')[0]).Distinct())})");
                     config.Model = Path.Combine(dir, "student-warm");

@@ -208,6 +208,29 @@ public class SubPixelTests
             Assert.False(other.Model.state_dict()["sub0a_conv.weight"].eq(state["sub0a_conv.weight"]).all().item<bool>());
         }
 
+        // ICNR: the heads read by depth_to_space start with each channel's 2×2 sub-pixels equal (without it they differ),
+        // so the fresh ending starts as a nearest-neighbour upsampling; copied parameters are untouched.
+        var icnr = Checkpoint.WarmStartFrom(graph, trained, seed: 3, icnr: true);
+        using (icnr.Model)
+        {
+            var icnrState = icnr.Model.state_dict();
+            foreach (var head in new[] { "output_conv", "mask_conv" })
+            {
+                var blocks = icnrState[$"{head}.weight"].reshape(-1, 4, graph.Node("sub0b_conv").Channels * 9);
+                Assert.True(blocks.sub(blocks.narrow(1, 0, 1)).abs().max().item<float>() == 0, head);
+                var plainBlocks = state[$"{head}.weight"].reshape(-1, 4, graph.Node("sub0b_conv").Channels * 9);
+                Assert.True(plainBlocks.sub(plainBlocks.narrow(1, 0, 1)).abs().max().item<float>() > 0, head);
+            }
+            Assert.True(icnrState["sub0a_conv.weight"].eq(state["sub0a_conv.weight"]).all().item<bool>()); // not read by a move
+            Assert.All(icnr.Copied, k => Assert.True(icnrState[k].eq(from[k]).all().item<bool>(), k));
+            using var scope = NewDisposeScope();
+            var inputs = GraphTests.SwapperInputs(1, 32, seed: 4);
+            Tensor mask;
+            using (no_grad()) mask = icnr.Model.call(inputs)["mask"];
+            var pooled = nn.functional.max_pool2d(mask, 2, 2).sub(nn.functional.avg_pool2d(mask, 2, 2));
+            Assert.True(pooled.abs().max().item<float>() < 1e-6f); // every 2×2 block of the mask is one value
+        }
+
         // The CLI writes a checkpoint that reloads alone; a model with nothing in common is refused, nothing written.
         var graphFile = Path.Combine(dir, "subpixel.json");
         File.WriteAllText(graphFile, graph.ToJson());

@@ -57,7 +57,12 @@ public static class Checkpoint
     /// decoder ending, a wider layer) keeps what it can of a trained model and trains the rest from scratch. Refused
     /// when nothing matches (the graph is then not an edit of that model). The caller disposes the returned module.
     /// </summary>
-    public static WarmStart WarmStartFrom(NetworkGraph graph, string sourceDir, long seed)
+    /// <remarks>
+    /// With <paramref name="icnr"/>, a fresh conv that feeds a depth_to_space starts with the r² sub-pixels of each
+    /// output channel equal (ICNR: the upsampling then starts as a nearest-neighbour one), which avoids the
+    /// checkerboard that independently initialised sub-pixels leave early in training.
+    /// </remarks>
+    public static WarmStart WarmStartFrom(NetworkGraph graph, string sourceDir, long seed, bool icnr = false)
     {
         graph.Validate("warm-start graph");
         using var source = Load(sourceDir);
@@ -78,10 +83,33 @@ public static class Checkpoint
             }
             if (copied.Count == 0)
                 throw new InvalidDataException($"{sourceDir}: no parameter matches the new graph by name and shape, so nothing would be warm-started");
+            if (icnr) SubPixelInit(target, fresh);
             var unused = from.Keys.Except(copied).ToList();
             return new WarmStart(target, copied, fresh, unused);
         }
         catch { target.Dispose(); throw; }
+    }
+
+    /// <summary>ICNR for the fresh convs read by a depth_to_space: weights and bias repeated over each block of r² channels.</summary>
+    internal static void SubPixelInit(GraphModule model, IReadOnlyCollection<string> fresh)
+    {
+        var state = model.state_dict();
+        using var _ = no_grad();
+        foreach (var move in model.Graph.Nodes.Where(n => n.Op == Ops.DepthToSpace))
+        {
+            var conv = model.Graph.Node(move.Inputs[0]);
+            if (conv.Op != Ops.Conv || !fresh.Contains($"{conv.Name}.weight")) continue;
+            long blocks = (long)move.Scale * move.Scale;
+            foreach (var key in new[] { $"{conv.Name}.weight", $"{conv.Name}.bias" }.Where(state.ContainsKey))
+            {
+                var t = state[key]; // the module's own parameter: not disposed here
+                var shape = t.shape;
+                // CRD order: output channel c·r²+s is sub-pixel s of channel c; every s takes sub-pixel 0's values.
+                using var first = t.reshape([shape[0] / blocks, blocks, .. shape[1..]]).narrow(1, 0, 1);
+                using var repeated = first.expand([shape[0] / blocks, blocks, .. shape[1..]]).reshape(shape);
+                t.copy_(repeated);
+            }
+        }
     }
 
     /// <summary>Reads the graph of a checkpoint folder.</summary>
