@@ -69,7 +69,7 @@ public static class RecipeSchema
         ["teacher"] = new("path", "(none)", "teacher checkpoint or ONNX; without it the first train stage's model is the teacher"),
         ["note"] = new("string", "(none)", "a sentence shown at the top of the report, e.g. that the run is reduced"),
         ["stages"] = new("list of stages", "(required)", "the stages, run in order"),
-        ["profiles"] = new("map", "(none)", "named sets of overrides, each `stage.key: value` (the first stage of that kind)"),
+        ["profiles"] = new("map", "(none)", "named sets of overrides, each `stage.key: value` (the first stage of that kind) or `targets.key: value`"),
         ["targets"] = new("map", "(the loop's)", "what the report checks the final INT8 model against (keys below)"),
     };
 
@@ -239,26 +239,15 @@ public static class RecipeParser
             if (targetsNode is not YamlMappingNode tm) Error(targetsNode, $"'targets' must be a mapping ({string.Join(", ", RecipeSchema.Targets.Keys)})");
             else
             {
-                var values = new Dictionary<string, double>();
+                targets = new ReportTargets();
                 foreach (var (tk, tv) in tm.Children)
                 {
                     var key = (tk as YamlScalarNode)?.Value ?? "";
                     if (!RecipeSchema.Targets.ContainsKey(key)) { Error(tk, $"unknown target '{key}' (known: {string.Join(", ", RecipeSchema.Targets.Keys)})"); continue; }
-                    if (tv is not YamlScalarNode { Value: { } number } || !double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-                    { Error(tv, $"target '{key}' must be a number"); continue; }
-                    var problem = key switch
-                    {
-                        "file_fraction" when value is <= 0 or > 1 => "a fraction must be in (0, 1]",
-                        "speedup" when value <= 0 => "a speed-up must be positive",
-                        "max_psnr_drop_db" or "max_id_drop" when value < 0 => "a drop budget cannot be negative",
-                        _ => null,
-                    };
-                    if (problem is not null) { Error(tv, $"target '{key}': {number} is impossible ({problem})"); continue; }
-                    values[key] = value;
+                    var (value, problem) = TargetValue(key, tv);
+                    if (problem is not null) Error(tv, problem);
+                    else targets = WithTarget(targets, key, value);
                 }
-                var d = new ReportTargets();
-                targets = new ReportTargets(values.GetValueOrDefault("file_fraction", d.FileFraction), values.GetValueOrDefault("speedup", d.Speedup),
-                    values.GetValueOrDefault("max_psnr_drop_db", d.MaxPsnrDropDb), values.GetValueOrDefault("max_id_drop", d.MaxIdDrop));
             }
         }
 
@@ -277,7 +266,13 @@ public static class RecipeParser
                     {
                         var dotted = (ok as YamlScalarNode)?.Value ?? "";
                         var parts = dotted.Split('.', 2);
-                        if (parts.Length != 2 || !RecipeSchema.Stages.TryGetValue(parts[0], out var keys) || !keys.ContainsKey(parts[1]))
+                        if (parts.Length == 2 && parts[0] == "targets")
+                        {
+                            if (!RecipeSchema.Targets.ContainsKey(parts[1]))
+                                Error(ok, $"profile '{profileName}': unknown target '{parts[1]}' (known: {string.Join(", ", RecipeSchema.Targets.Keys)})");
+                            else list.Add(("targets", parts[1], ScalarOrList(ov), ov));
+                        }
+                        else if (parts.Length != 2 || !RecipeSchema.Stages.TryGetValue(parts[0], out var keys) || !keys.ContainsKey(parts[1]))
                             Error(ok, $"profile '{profileName}': '{dotted}' is not stage.key of a known stage and key");
                         else list.Add((parts[0], parts[1], ScalarOrList(ov), ov));
                     }
@@ -322,6 +317,14 @@ public static class RecipeParser
         if (profile is not null && profiles.TryGetValue(profile, out var chosen))
             foreach (var (stage, key, value, node) in chosen)
             {
+                if (stage == "targets")
+                {
+                    // A profile's own bar (e.g. a lightweight profile judged by a larger speed-up): the recipe's targets, changed.
+                    var (number, targetProblem) = TargetValue(key, node);
+                    if (targetProblem is not null) Error(node, $"profile '{profile}': {targetProblem}");
+                    else targets = WithTarget(targets ?? new ReportTargets(), key, number);
+                    continue;
+                }
                 int index = stages.FindIndex(s => s.Kind == stage);
                 if (index < 0) { Error(node, $"profile '{profile}' overrides '{stage}.{key}' but the recipe has no {stage} stage"); continue; }
                 var spec = RecipeSchema.Stages[stage][key];
@@ -369,6 +372,29 @@ public static class RecipeParser
             return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
         return null;
     }
+
+    /// <summary>A target's value, or the error that names why no model could meet it.</summary>
+    private static (double Value, string? Problem) TargetValue(string key, YamlNode node)
+    {
+        if (node is not YamlScalarNode { Value: { } number } || !double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            return (0, $"target '{key}' must be a number");
+        var problem = key switch
+        {
+            "file_fraction" when value is <= 0 or > 1 => "a fraction must be in (0, 1]",
+            "speedup" when value <= 0 => "a speed-up must be positive",
+            "max_psnr_drop_db" or "max_id_drop" when value < 0 => "a drop budget cannot be negative",
+            _ => null,
+        };
+        return problem is null ? (value, null) : (0, $"target '{key}': {number} is impossible ({problem})");
+    }
+
+    private static ReportTargets WithTarget(ReportTargets targets, string key, double value) => key switch
+    {
+        "file_fraction" => targets with { FileFraction = value },
+        "speedup" => targets with { Speedup = value },
+        "max_psnr_drop_db" => targets with { MaxPsnrDropDb = value },
+        _ => targets with { MaxIdDrop = value },
+    };
 
     private static string ScalarOrList(YamlNode node) => node switch
     {

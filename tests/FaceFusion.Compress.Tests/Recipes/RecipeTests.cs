@@ -163,6 +163,18 @@ public class RecipeTests
         Assert.Contains(e.Errors, x => x.Line == 5 && x.Message.Contains("unknown target 'latency'"));
         Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("cannot be negative"));
 
+        // A profile sets its own bar over the recipe's targets (the rest kept); without the profile the recipe's stand.
+        var profiled = Write("profiled.yaml", "teacher: t\ntargets:\n  speedup: 3\nstages:\n  - stage: report\nprofiles:\n  strict:\n    targets.speedup: 8\n    targets.max_id_drop: 0.01\n");
+        Assert.Equal(new ReportTargets(0.10, 8, 1.0, 0.01), RecipeParser.Load(profiled, profile: "strict").EffectiveTargets);
+        Assert.Equal(new ReportTargets(0.10, 3, 1.0, 0.02), RecipeParser.Load(profiled).EffectiveTargets);
+        Assert.Equal(new ReportTargets(0.10, 6, 1.0, 0.02), RecipeParser.Load(Write("profile-only.yaml",
+            "teacher: t\nstages:\n  - stage: report\nprofiles:\n  quick:\n    targets.speedup: 6\n"), profile: "quick").EffectiveTargets);
+        var badProfile = Assert.Throws<RecipeException>(() => RecipeParser.Load(Write("bad-profile.yaml",
+            "teacher: t\nstages:\n  - stage: report\nprofiles:\n  p:\n    targets.speedup: -2\n    targets.latency: 3\n"), profile: "p"));
+        Assert.Equal(2, badProfile.Errors.Count);
+        Assert.Contains(badProfile.Errors, x => x.Line == 6 && x.Message.Contains("-2 is impossible"));
+        Assert.Contains(badProfile.Errors, x => x.Line == 7 && x.Message.Contains("unknown target 'latency'"));
+
         // The same bench judged by the default targets and by the recipe's: 4× and 0.8 dB fail one and pass the other.
         var rows = new List<(string, FaceFusion.Compress.Reporting.BenchRow)>
         {
