@@ -275,9 +275,12 @@ public static class SwapBench
             var inputValues = input.contiguous().data<float>().ToArray();
             var (reconOut, _) = swapper.Run(inputValues, same.Source.contiguous().data<float>().ToArray(), t.Length);
             var reconTensor = tensor(reconOut, [t.Length, 3, r, r]);
-            psnr += ImageMetrics.Psnr(reconTensor, input).sum().item<float>();
-            ssim += ImageMetrics.Ssim(reconTensor, input).sum().item<float>();
-            if (perceptual is not null) using (no_grad()) perceptualSum += perceptual.Distance(reconTensor, input).sum().item<float>();
+            // Quality is measured on the image a user gets: pixels clamped to [-1,1] as the pipeline clamps them to
+            // 0..255 (a tanh head is inside already; a gated target skip can overshoot). Parity stays on raw outputs.
+            var shown = reconTensor.clamp(-1.0, 1.0);
+            psnr += ImageMetrics.Psnr(shown, input).sum().item<float>();
+            ssim += ImageMetrics.Ssim(shown, input).sum().item<float>();
+            if (perceptual is not null) using (no_grad()) perceptualSum += perceptual.Distance(shown, input).sum().item<float>();
             if (reference is not null)
             {
                 using (no_grad())
@@ -290,12 +293,12 @@ public static class SwapBench
             if (teacher is not null)
             {
                 var (teacherOut, _) = teacher.Run(inputValues, same.Source.contiguous().data<float>().ToArray(), t.Length);
-                teacherPsnr += ImageMetrics.Psnr(reconTensor, tensor(teacherOut, [t.Length, 3, r, r])).sum().item<float>();
+                teacherPsnr += ImageMetrics.Psnr(shown, tensor(teacherOut, [t.Length, 3, r, r]).clamp(-1.0, 1.0)).sum().item<float>();
             }
             var crossInput = Apply(cross.Target, transform);
             var sourceValues = cross.Source.contiguous().data<float>().ToArray();
             var (swapOut, _) = swapper.Run(crossInput.contiguous().data<float>().ToArray(), sourceValues, t.Length);
-            var swapTensor = tensor(swapOut, [t.Length, 3, r, r]);
+            var swapTensor = tensor(swapOut, [t.Length, 3, r, r]).clamp(-1.0, 1.0);
             for (int i = 0; i < t.Length; i++)
             {
                 var crop112 = ImageGrid.ToImage(swapTensor[i]).WarpAffine(toEmbedder, IdentityEmbedder.CropSize, IdentityEmbedder.CropSize);

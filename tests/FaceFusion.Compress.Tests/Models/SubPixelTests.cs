@@ -57,6 +57,72 @@ public class SubPixelTests
         return graph;
     }
 
+    /// <summary>
+    /// <see cref="SubPixelTeacher"/> with recipes/graphs/lightweight-subpixel-skip.json's gated target skip: output =
+    /// sigmoid(a)·tanh(generated) + sigmoid(b)·target, a and b from 1×1 sub-pixel convs on sub0b.
+    /// </summary>
+    internal static NetworkGraph SkipTeacher(int resolution)
+    {
+        var graph = SubPixelTeacher(resolution);
+        GraphNode Head(string name, string op, string[] inputs, string? activation = null) =>
+            new() { Name = name, Op = op, Inputs = inputs, Activation = activation, Channels = op == Ops.Conv ? 12 : 0, Kernel = 1, Bias = op == Ops.Conv, Scale = op == Ops.DepthToSpace ? 2 : 0, Stage = "head" };
+        var nodes = graph.Nodes.ToList();
+        foreach (var gate in new[] { "gen_gate", "target_gate" })
+        {
+            nodes.Add(Head($"{gate}_conv", Ops.Conv, ["sub0b_act"]));
+            nodes.Add(Head($"{gate}_d2s", Ops.DepthToSpace, [$"{gate}_conv"]));
+            nodes.Add(Head($"{gate}_sigmoid", Ops.Act, [$"{gate}_d2s"], Activations.Sigmoid));
+        }
+        nodes.Add(Head("gen_gated", Ops.Mul, ["output_tanh", "gen_gate_sigmoid"]));
+        nodes.Add(Head("target_gated", Ops.Mul, [SwapperIO.Target, "target_gate_sigmoid"]));
+        nodes.Add(Head("output_blend", Ops.Add, ["gen_gated", "target_gated"]));
+        var skip = graph with { Name = "teacher-subpixel-skip", Nodes = nodes, Outputs = graph.Outputs.Select(o => o.Name == SwapperIO.Output ? o with { Node = "output_blend" } : o).ToList() };
+        skip.Validate("gated-skip teacher");
+        return skip;
+    }
+
+    [Fact]
+    public void GatedTargetSkip_PassesTheTargetThroughAtFullResolution_AndExportsWithParity()
+    {
+        // The shipped graph is the sub-pixel one plus exactly these gate nodes, output moved to the blend.
+        var root = FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot()!;
+        NetworkGraph Shipped(string name) => NetworkGraph.FromJson(File.ReadAllText(Path.Combine(root, "recipes", "graphs", name)), name);
+        var (plain, shipped) = (Shipped("lightweight-subpixel.json"), Shipped("lightweight-subpixel-skip.json"));
+        var added = shipped.Nodes.Select(n => n.Name).Except(plain.Nodes.Select(n => n.Name)).Order();
+        Assert.Equal(new[] { "gen_gate_conv", "gen_gate_d2s", "gen_gate_sigmoid", "gen_gated", "output_blend", "target_gate_conv", "target_gate_d2s", "target_gate_sigmoid", "target_gated" }, added);
+        Assert.Equal("output_blend", shipped.Outputs.Single(o => o.Name == SwapperIO.Output).Node);
+        Assert.Equal(new TensorShape(3, 128, 128), ShapeInference.Infer(shipped, 128)["output_blend"]);
+
+        // Gates shut on the generated image and open on the target: the output is the target, pixel for pixel.
+        var graph = SkipTeacher(32);
+        using var model = ExportParityTests.Prepared(graph);
+        using (no_grad())
+        {
+            var state = model.state_dict();
+            foreach (var (gate, bias) in new[] { ("gen_gate_conv", -40.0), ("target_gate_conv", 40.0) })
+            {
+                state[$"{gate}.weight"].zero_();
+                state[$"{gate}.bias"].fill_(bias);
+            }
+        }
+        var inputs = GraphTests.SwapperInputs(2, 32, seed: 4);
+        using (no_grad())
+        {
+            var passed = model.call(inputs)[SwapperIO.Output];
+            Assert.True(passed.allclose(inputs[SwapperIO.Target], rtol: 0, atol: 1e-6));
+        }
+
+        // With live gates: ONNX Runtime computes the same blend.
+        using var live = ExportParityTests.Prepared(graph);
+        var proto = OnnxExporter.Export(live);
+        Assert.Equal(4, proto.Graph.Node.Count(n => n.OpType == "DepthToSpace"));
+        Dictionary<string, Tensor> want;
+        using (no_grad()) want = live.call(inputs);
+        var got = ExportParityTests.RunOrt(proto.ToByteArray(), inputs);
+        double psnr = ExportParityTests.Psnr(want[SwapperIO.Output].data<float>().ToArray(), got[SwapperIO.Output]);
+        Assert.True(psnr >= 60, $"output: {psnr:0.0} dB");
+    }
+
     [Fact]
     public void DepthToSpaceAndSpaceToDepth_FollowOnnxIndexOrder_AndBadShapesAreRefusedNamingTheNode()
     {
