@@ -30,6 +30,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Run this finished stage (folder name such as 02-prune, or a kind: its first stage) again from scratch, and every stage after it.")]
         public string? Rerun { get; init; }
 
+        [CommandOption("--reuse-from <RUN>")]
+        [Description("Another run folder of the same teacher, data, seed and resolution (e.g. another profile's): its leading stages finished with the same parameters are copied in, verified by hash, and skipped here.")]
+        public string? ReuseFrom { get; init; }
+
         [CommandOption("--dry-run")]
         [Description("Validate and print the plan with estimated params/MACs; do no work.")]
         public bool DryRun { get; init; }
@@ -60,7 +64,13 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
                 return 2;
             }
         }
-        var records = runner.Run(line => AnsiConsole.WriteLine(line), settings.Rerun);
+        List<StageRecord> records;
+        try { records = runner.Run(line => AnsiConsole.WriteLine(line), settings.Rerun, settings.ReuseFrom); }
+        catch (ReuseSourceException e)
+        {
+            Console.Error.WriteLine($"error: --reuse-from {e.Message}");
+            return 2;
+        }
         var table = new Table().Title($"run {runner.RunDir}").AddColumns("stage", "status", "seconds");
         foreach (var r in records) table.AddRow(r.Name, r.Status, r.Seconds.ToString("0"));
         AnsiConsole.Write(table);

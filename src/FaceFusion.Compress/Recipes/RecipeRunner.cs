@@ -19,6 +19,9 @@ using Google.Protobuf;
 namespace FaceFusion.Compress.Recipes;
 
 /// <summary>A stage's record in the run manifest.</summary>
+/// <summary><c>--reuse-from</c> names no run, this run itself, or a run of other inputs.</summary>
+public sealed class ReuseSourceException(string message) : IOException(message);
+
 public sealed class StageRecord
 {
     public string Name { get; set; } = "";
@@ -122,11 +125,13 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     /// Runs (or resumes) every stage. Progress lines go to <paramref name="log"/>. <paramref name="rerunFrom"/> (a stage
     /// folder name such as <c>02-prune</c>, or a stage kind: its first stage) starts that stage again from scratch even
     /// though it finished — after a toolkit change, or to re-measure on another machine — and so every later stage.
+    /// <paramref name="reuseFrom"/> (another run folder of the same inputs, e.g. another profile's) first copies in the
+    /// leading stages that run finished with the same parameters (<see cref="ReuseStages"/>).
     /// </summary>
-    public List<StageRecord> Run(Action<string>? log = null, string? rerunFrom = null)
+    /// <exception cref="ReuseSourceException"><paramref name="reuseFrom"/> is not a run of the same teacher, data, seed and resolution (checked before anything is written).</exception>
+    public List<StageRecord> Run(Action<string>? log = null, string? rerunFrom = null, string? reuseFrom = null)
     {
         int rerunIndex = rerunFrom is null ? -1 : StageIndex(rerunFrom);
-        Directory.CreateDirectory(RunDir);
         var manifestPath = Path.Combine(RunDir, "run.json");
         var previous = File.Exists(manifestPath) ? JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json) : null;
         var records = previous?.Stages ?? [];
@@ -152,6 +157,24 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         // inputs were recorded carry none; they are trusted once and record them from now on.
         bool inputsChanged = previous?.InputsHash is { } before && before != manifest.InputsHash;
         if (inputsChanged) log?.Invoke("inputs changed since the last run (teacher, data, seed or resolution): every stage runs again");
+        if (reuseFrom is not null)
+        {
+            var other = ReadReuseSource(reuseFrom, manifest.InputsHash!);
+            if (inputsChanged)
+            {
+                // Nothing here stands any more: cleared, so no stale checkpoint is resumed by a stage not copied in.
+                foreach (var stale in records.Select(r => Path.Combine(RunDir, r.Name)).Where(Directory.Exists)) Directory.Delete(stale, true);
+                records = [];
+            }
+            inputsChanged = false;
+            records = ReuseStages(reuseFrom, other, records, log);
+        }
+        Directory.CreateDirectory(RunDir);
+        if (reuseFrom is not null)
+        {
+            manifest.Stages = records;
+            WriteManifest(manifestPath, manifest);
+        }
         bool upstreamRan = false;
         for (int i = 0; i < recipe.Stages.Count; i++)
         {
@@ -226,6 +249,107 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             WriteManifest(manifestPath, manifest);
         }
         return records;
+    }
+
+    /// <summary>The manifest of the run <c>--reuse-from</c> names, refused unless it ran on this run's inputs.</summary>
+    private RunManifest ReadReuseSource(string otherRunDir, string inputsHash)
+    {
+        var otherDir = Path.GetFullPath(otherRunDir);
+        var otherManifestPath = Path.Combine(otherDir, "run.json");
+        if (!File.Exists(otherManifestPath)) throw new ReuseSourceException($"{otherRunDir}: not a recipe run (no run.json)");
+        if (Path.GetFullPath(RunDir).TrimEnd(Path.DirectorySeparatorChar) == otherDir.TrimEnd(Path.DirectorySeparatorChar))
+            throw new ReuseSourceException($"{otherRunDir}: that is this run's own folder");
+        RunManifest? other;
+        try { other = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(otherManifestPath), Json); }
+        catch (JsonException e) { throw new ReuseSourceException($"{otherRunDir}: its run.json is not a run manifest ({e.Message})"); }
+        if (other is null) throw new ReuseSourceException($"{otherRunDir}: its run.json is empty");
+        if (other.InputsHash != inputsHash)
+            throw new ReuseSourceException($"{otherRunDir}: ran with other inputs (teacher, data, seed or resolution), so none of its stages can stand in for this run's");
+        return other;
+    }
+
+    /// <summary>
+    /// Copies into this run the leading stages another run of the same recipe inputs finished with the same parameters
+    /// (e.g. the prune stage several profiles share), so they are skipped here: a stage is taken only when every stage
+    /// before it matches too (same recorded output hashes), its outputs all lie inside its own folder there, and the
+    /// copy hashes as recorded. The copy goes to a temporary folder first; its record notes where it came from. Stages
+    /// this run already finished identically are kept. Returns this run's records with the copies in.
+    /// </summary>
+    private List<StageRecord> ReuseStages(string otherRunDir, RunManifest other, List<StageRecord> records, Action<string>? log)
+    {
+        var otherDir = Path.GetFullPath(otherRunDir);
+        var result = records.ToList();
+        bool copied = false;
+        int firstOwn = recipe.Stages.Count; // the first stage this run works itself
+        for (int i = 0; i < recipe.Stages.Count; i++)
+        {
+            var name = $"{i + 1:D2}-{recipe.Stages[i].Kind}";
+            var theirs = other.Stages.FirstOrDefault(r => r.Name == name);
+            var ours = result.FirstOrDefault(r => r.Name == name);
+            var parametersHash = ParametersHash(recipe.Stages[i]);
+            if (theirs is null || theirs.Status != "done" || theirs.ParametersHash != parametersHash)
+            {
+                log?.Invoke($"{name}: not taken from {otherRunDir} ({(theirs is null ? "it has no such stage" : theirs.Status != "done" ? $"{theirs.Status} there" : "other parameters")}); from here on this run works itself");
+                firstOwn = i;
+                break;
+            }
+            if (ours is { Status: "done" } && ours.ParametersHash == parametersHash && ours.Hashes.Count == theirs.Hashes.Count
+                && ours.Hashes.All(h => theirs.Hashes.GetValueOrDefault(h.Key) == h.Value))
+                continue; // this run has the same outputs already
+            var theirDir = Path.Combine(otherDir, name);
+            string Inside(string path) => Path.GetRelativePath(theirDir, path);
+            var outside = theirs.Outputs.Where(o => Inside(o.Value).StartsWith("..") || Path.IsPathRooted(Inside(o.Value))).Select(o => o.Value).ToList();
+            if (outside.Count > 0)
+            {
+                log?.Invoke($"{name}: not taken from {otherRunDir}: its outputs lie outside its folder there ({string.Join(", ", outside)}); from here on this run works itself");
+                firstOwn = i;
+                break;
+            }
+            var dir = Path.Combine(RunDir, name);
+            var staging = dir + ".reuse-tmp";
+            if (Directory.Exists(staging)) Directory.Delete(staging, true);
+            CopyDirectory(theirDir, staging);
+            var copy = new StageRecord
+            {
+                Name = name, Status = "done", Seconds = theirs.Seconds, ParametersHash = parametersHash, Hashes = new(theirs.Hashes),
+                Outputs = theirs.Outputs.ToDictionary(o => o.Key, o => Path.Combine(dir, Inside(o.Value))),
+                Note = $"copied from {Path.Combine(otherDir, name)}{(theirs.Note is null ? "" : $"; {theirs.Note}")}",
+            };
+            var mismatch = copy.Outputs.FirstOrDefault(o => copy.Hashes.TryGetValue(o.Key, out var h) && h != Sha256Path(Path.Combine(staging, Inside(theirs.Outputs[o.Key]))));
+            if (mismatch.Key is not null)
+            {
+                Directory.Delete(staging, true);
+                log?.Invoke($"{name}: not taken from {otherRunDir}: its output '{mismatch.Key}' no longer has the recorded hash there; from here on this run works itself");
+                firstOwn = i;
+                break;
+            }
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+            Directory.Move(staging, dir);
+            result = result.Where(r => r.Name != name).Append(copy).OrderBy(r => r.Name).ToList();
+            copied = true;
+            log?.Invoke($"{name}: copied from {Path.Combine(otherDir, name)} (same inputs and parameters, outputs verified)");
+        }
+        if (copied)
+        {
+            // What this run had after the copied stages was made from other outputs: cleared, checkpoints included.
+            var later = Enumerable.Range(firstOwn, recipe.Stages.Count - firstOwn).Select(j => $"{j + 1:D2}-{recipe.Stages[j].Kind}").ToHashSet();
+            foreach (var stale in later.Select(n => Path.Combine(RunDir, n)).Where(Directory.Exists)) Directory.Delete(stale, true);
+            result = result.Where(r => !later.Contains(r.Name)).ToList();
+        }
+        return result;
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+        foreach (var sub in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, sub)));
     }
 
     /// <summary>

@@ -399,6 +399,54 @@ public class RecipeTests
     }
 
     [Fact]
+    public void ReuseFrom_CopiesTheSharedLeadingStages_OfAnotherProfilesRun_AndRefusesOtherInputs()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) Checkpoint.Save(teacher, t);
+        string Recipe(int seed) => $"name: shared\ndata: {TinyDataset.Path}\nresolution: 32\nseed: {seed}\nteacher: {teacher}\nstages:\n"
+            + "  - stage: prune\n    target_macs: 0.9\n    finetune_steps: 1\n    max_drop_db: 100\n"
+            + "  - stage: distill\n    steps: 1\nprofiles:\n  one:\n    distill.steps: 1\n  two:\n    distill.steps: 2\n";
+        var path = Path.Combine(dir, "shared.yaml");
+        File.WriteAllText(path, Recipe(1));
+        var root = TestAssets.TempDir();
+        var first = new RecipeRunner(RecipeParser.Load(path, "one"), TestAssets.Assets, root);
+        var firstRecords = first.Run();
+
+        var second = new RecipeRunner(RecipeParser.Load(path, "two"), TestAssets.Assets, root);
+        var log = new List<string>();
+        var records = second.Run(log.Add, reuseFrom: first.RunDir);
+        Assert.Contains(log, l => l.StartsWith("01-prune: copied from") && l.Contains(first.RunDir));
+        Assert.Contains(log, l => l.StartsWith("02-distill: not taken") && l.Contains("other parameters"));
+        Assert.Contains("02-distill: running", log);
+        // The copy is this run's own (its outputs inside this run's folder), with the same content, and says where it came from.
+        var (prune, original) = (records[0], firstRecords[0]);
+        Assert.All(prune.Outputs.Values, p => Assert.StartsWith(second.RunDir, p));
+        Assert.Equal(original.Hashes, prune.Hashes);
+        Assert.Contains(first.RunDir, prune.Note);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(original.Outputs["checkpoint:pruned"], "weights.safetensors")),
+            File.ReadAllBytes(Path.Combine(prune.Outputs["checkpoint:pruned"], "weights.safetensors")));
+        Assert.All(records, r => Assert.Equal("done", r.Status));
+
+        // Asked again: both stages stand as they are, nothing is copied.
+        log.Clear();
+        new RecipeRunner(RecipeParser.Load(path, "two"), TestAssets.Assets, root).Run(log.Add, reuseFrom: first.RunDir);
+        Assert.DoesNotContain(log, l => l.Contains("copied from"));
+        Assert.Contains(log, l => l.StartsWith("01-prune: done earlier"));
+        Assert.Contains(log, l => l.StartsWith("02-distill: done earlier"));
+
+        // Another seed is another run: refused before anything is written; so is a folder that is not a run.
+        File.WriteAllText(path, Recipe(2));
+        var otherRoot = TestAssets.TempDir();
+        var reseeded = new RecipeRunner(RecipeParser.Load(path, "two"), TestAssets.Assets, otherRoot);
+        var refused = Assert.Throws<ReuseSourceException>(() => reseeded.Run(reuseFrom: first.RunDir));
+        Assert.Contains("other inputs", refused.Message);
+        Assert.False(Directory.Exists(reseeded.RunDir));
+        Assert.Contains("not a recipe run", Assert.Throws<ReuseSourceException>(() => reseeded.Run(reuseFrom: dir)).Message);
+        Assert.False(Directory.Exists(reseeded.RunDir));
+    }
+
+    [Fact]
     public void Recommend_PicksTheHighestPsnrWithinTheBudget_AndExplains()
     {
         ReportRow Row(string stage, double p50, long bytes, double psnr, double id) => new("r", stage, stage, "fp32", 1, 1, bytes, 1, p50, p50, psnr, 0.9, null, id);
