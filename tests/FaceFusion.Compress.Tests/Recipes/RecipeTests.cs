@@ -444,6 +444,10 @@ public class RecipeTests
         Assert.False(Directory.Exists(reseeded.RunDir));
         Assert.Contains("not a recipe run", Assert.Throws<ReuseSourceException>(() => reseeded.Run(reuseFrom: dir)).Message);
         Assert.False(Directory.Exists(reseeded.RunDir));
+        var (code, output) = CliTests.Ffc("run", path, "--profile", "two", "--artifacts", Path.GetDirectoryName(reseeded.RunDir)!, "--reuse-from", first.RunDir);
+        Assert.Equal(2, code);
+        Assert.Contains($"error: --reuse-from {first.RunDir}: ran with other inputs", output);
+        Assert.False(Directory.Exists(reseeded.RunDir));
     }
 
     [Fact]
