@@ -130,9 +130,10 @@ public static class QuantizationAware
 
     /// <summary>
     /// The INT8 QDQ export of a simulated model: the exporter quantizes exactly what the simulator fake-quantizes.
-    /// <paramref name="resolution"/> exports the same weights and ranges at another input size (latency at 256 px).
+    /// <paramref name="resolution"/> exports the same weights and ranges at another input size (latency at 256 px);
+    /// <paramref name="opset"/> as in <see cref="ExportOptions.Opset"/> (QDQ with per-channel weights needs ≥ 13).
     /// </summary>
-    public static ModelProto ExportInt8(GraphModule model, QuantSimulator simulator, string? description = null, IReadOnlyDictionary<string, string>? metadata = null, int? resolution = null)
+    public static ModelProto ExportInt8(GraphModule model, QuantSimulator simulator, string? description = null, IReadOnlyDictionary<string, string>? metadata = null, int? resolution = null, int opset = 17)
     {
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
@@ -141,7 +142,7 @@ public static class QuantizationAware
         };
         return OnnxExporter.Export(model, new ExportOptions
         {
-            Precision = ExportPrecision.Int8, Policy = simulator.Policy, ActivationParams = simulator.ActivationParams(), Metadata = meta, Resolution = resolution,
+            Precision = ExportPrecision.Int8, Policy = simulator.Policy, ActivationParams = simulator.ActivationParams(), Metadata = meta, Resolution = resolution, Opset = opset,
         });
     }
 }

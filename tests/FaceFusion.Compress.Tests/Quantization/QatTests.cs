@@ -260,9 +260,10 @@ public class QatTests
         // `ffc export --precision int8` re-exports the QAT model at another resolution, with the same kernels; a float
         // checkpoint is refused there (INT8 needs calibration), nothing written.
         var at64 = Path.Combine(root, "int8-64.onnx");
-        var (exported, exportText) = Tests.Cli.CliTests.Ffc("export", Path.Combine(output, "model"), "--precision", "int8", "-r", "64", "-o", at64);
+        var (exported, exportText) = Tests.Cli.CliTests.Ffc("export", Path.Combine(output, "model"), "--precision", "int8", "-r", "64", "--opset", "13", "-o", at64);
         Assert.True(exported == 0, exportText);
         var int8At64 = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(at64));
+        Assert.Equal(13, int8At64.OpsetImport.Single(o => o.Domain == "").Version); // the asked opset, not the default 17
         Assert.Equal(64, int8At64.Graph.Input.Single(i => i.Name == "target").Type.TensorType.Shape.Dim[2].DimValue);
         var atTraining = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(output, "model-int8.onnx")));
         Assert.Equal(atTraining.Graph.Node.Count(n => n.OpType == "QuantizeLinear"), int8At64.Graph.Node.Count(n => n.OpType == "QuantizeLinear"));
