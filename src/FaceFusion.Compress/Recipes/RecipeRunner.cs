@@ -18,10 +18,10 @@ using Google.Protobuf;
 
 namespace FaceFusion.Compress.Recipes;
 
-/// <summary>A stage's record in the run manifest.</summary>
 /// <summary><c>--reuse-from</c> names no run, this run itself, or a run of other inputs.</summary>
 public sealed class ReuseSourceException(string message) : IOException(message);
 
+/// <summary>A stage's record in the run manifest.</summary>
 public sealed class StageRecord
 {
     public string Name { get; set; } = "";
