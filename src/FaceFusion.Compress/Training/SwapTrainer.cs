@@ -520,11 +520,13 @@ public static class SwapEvaluation
                 var t = targets.Skip(start).Take(batchSize).ToArray();
                 var s = crossSources.Skip(start).Take(batchSize).ToArray();
                 using var sameBatch = data.Pairs(t, t);
-                var recon = swap(sameBatch);
+                // Measured on the image a user gets (pixels clamped as the pipeline clamps them; tanh heads are inside
+                // already, a gated target skip can overshoot), as `ffc bench` measures it.
+                var recon = swap(sameBatch).clamp(-1.0, 1.0);
                 psnr += ImageMetrics.Psnr(recon, sameBatch.Target).sum().item<float>();
                 ssim += ImageMetrics.Ssim(recon, sameBatch.Target).sum().item<float>();
                 using var crossBatch = data.Pairs(t, s);
-                var swapped = swap(crossBatch);
+                var swapped = swap(crossBatch).clamp(-1.0, 1.0);
                 idCos += nn.functional.cosine_similarity(identity.call(swapped), crossBatch.Source, 1).sum().item<float>();
                 baseCos += nn.functional.cosine_similarity(identity.call(crossBatch.Target), crossBatch.Source, 1).sum().item<float>();
             }
