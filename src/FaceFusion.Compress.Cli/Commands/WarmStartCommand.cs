@@ -28,7 +28,7 @@ internal sealed class WarmStartCommand : Command<WarmStartCommand.Settings>
         public long Seed { get; init; }
 
         [CommandOption("--icnr")]
-        [Description("Fresh convs that feed a depth_to_space start with equal sub-pixels (ICNR): the upsampling starts as nearest-neighbour, without a checkerboard.")]
+        [Description("Fresh convs that feed a depth_to_space (directly or through element-wise ops) start with equal sub-pixels (ICNR): the upsampling starts as nearest-neighbour, without a checkerboard.")]
         public bool Icnr { get; init; }
 
         public override ValidationResult Validate() =>

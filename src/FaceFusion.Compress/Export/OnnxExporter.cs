@@ -282,7 +282,7 @@ public sealed class OnnxExporter
                     Str("coordinate_transformation_mode", "asymmetric"), Str("nearest_mode", "floor")), c);
             }
             case Ops.DepthToSpace:
-                return Typed(Emit("DepthToSpace", [At(0, c)], Fresh(node.Name), Int("blocksize", node.Scale), Str("mode", "CRD")), c);
+                return Typed(Emit("DepthToSpace", [At(0, c)], Fresh(node.Name), Int("blocksize", node.Scale), Str("mode", node.Mode == DepthToSpaceModes.Dcr ? "DCR" : "CRD")), c);
             case Ops.SpaceToDepth:
                 return Typed(Emit("SpaceToDepth", [At(0, c)], Fresh(node.Name), Int("blocksize", node.Scale)), c);
             case Ops.GlobalAvgPool:

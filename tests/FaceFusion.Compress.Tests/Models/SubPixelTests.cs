@@ -169,6 +169,50 @@ public class SubPixelTests
     }
 
     [Fact]
+    public void DepthToSpaceDcr_InvertsSpaceToDepth_ExportsAndImportsWithItsMode_AndBadModesAreRefused()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(2, 3, 8, 6);
+        var down = GraphOps.SpaceToDepth(x, 2);
+        Assert.True(GraphOps.DepthToSpace(down, 2, dcr: true).eq(x).all().item<bool>());
+        Assert.False(GraphOps.DepthToSpace(down, 2).eq(x).all().item<bool>()); // CRD is another order
+
+        // A half-resolution gate on the space_to_depth'd image, then one DCR move up: what ONNX Runtime computes too,
+        // and what the importer reads back (mode kept).
+        var builder = new GraphBuilder("dcr", 32);
+        var image = builder.ImageInput("image", 3);
+        var down2 = builder.SpaceToDepth("down", image);
+        var gate = builder.Conv("gate", down2, 12, kernel: 1, padding: 0, bias: true);
+        builder.Output("out", builder.DepthToSpace("up", builder.Multiply("gated", down2, gate), mode: DepthToSpaceModes.Dcr));
+        var graph = builder.Build();
+        torch.manual_seed(5);
+        using var model = new GraphModule(graph);
+        var proto = OnnxExporter.Export(model);
+        Assert.Equal("DCR", proto.Graph.Node.Single(n => n.OpType == "DepthToSpace").Attribute.Single(a => a.Name == "mode").S.ToStringUtf8());
+        var inputs = new Dictionary<string, Tensor> { ["image"] = randn(2, 3, 32, 32) };
+        Tensor want;
+        using (no_grad()) want = model.call(inputs)["out"];
+        var got = ExportParityTests.RunOrt(proto.ToByteArray(), inputs);
+        Assert.True(ExportParityTests.Psnr(want.data<float>().ToArray(), got["out"]) >= 60);
+        var path = Path.Combine(TestAssets.TempDir(), "dcr.onnx");
+        File.WriteAllBytes(path, proto.ToByteArray());
+        var imported = FaceFusion.Compress.Models.Import.OnnxImporter.Import(path);
+        Assert.Equal(DepthToSpaceModes.Dcr, imported.Graph.Nodes.Single(n => n.Op == Ops.DepthToSpace).Mode);
+        Assert.Equal(graph.Nodes.Single(n => n.Op == Ops.DepthToSpace).Mode, NetworkGraph.FromJson(graph.ToJson()).Nodes.Single(n => n.Op == Ops.DepthToSpace).Mode);
+
+        // ICNR follows the gate through the product to the DCR move: sub-pixel s of channel c is row s·3+c, all s equal.
+        Checkpoint.SubPixelInit(model, model.state_dict().Keys.ToList());
+        var w = model.state_dict()["gate.weight"].reshape(4, 3, 12);
+        Assert.True(w.eq(w.narrow(0, 0, 1)).all().item<bool>());
+        Assert.False(w.eq(w.narrow(1, 0, 1)).all().item<bool>()); // colour channels stay distinct
+
+        var unknown = Assert.Throws<InvalidDataException>(() => graph.WithNodes([graph.Node("up") with { Mode = "abc" }]).Validate("g"));
+        Assert.Contains("node 'up' has unknown depth_to_space mode 'abc'", unknown.Message);
+        var misplaced = Assert.Throws<InvalidDataException>(() => graph.WithNodes([graph.Node("down") with { Mode = "dcr" }]).Validate("g"));
+        Assert.Contains("node 'down' (space_to_depth) has a mode", misplaced.Message);
+    }
+
+    [Fact]
     public void SubPixelEnding_ExportsWithParity_InFp32AndInt8_AndImportsBack()
     {
         var graph = SubPixelTeacher(32);

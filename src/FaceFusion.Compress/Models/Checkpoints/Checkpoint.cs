@@ -90,24 +90,45 @@ public static class Checkpoint
         catch { target.Dispose(); throw; }
     }
 
-    /// <summary>ICNR for the fresh convs read by a depth_to_space: weights and bias repeated over each block of r² channels.</summary>
+    /// <summary>
+    /// ICNR for the fresh convs a depth_to_space reads, directly or through element-wise ops (activations, products,
+    /// sums: a gate blended before the move): weights and bias repeated over each channel's r² sub-pixels, in the
+    /// move's channel order (CRD: channel c·r²+s; DCR: s·C+c).
+    /// </summary>
     internal static void SubPixelInit(GraphModule model, IReadOnlyCollection<string> fresh)
     {
         var state = model.state_dict();
+        var shapes = ShapeInference.Infer(model.Graph, model.Graph.Resolution > 0 ? model.Graph.Resolution : 64);
         using var _ = no_grad();
+        var done = new HashSet<string>();
         foreach (var move in model.Graph.Nodes.Where(n => n.Op == Ops.DepthToSpace))
         {
-            var conv = model.Graph.Node(move.Inputs[0]);
-            if (conv.Op != Ops.Conv || !fresh.Contains($"{conv.Name}.weight")) continue;
             long blocks = (long)move.Scale * move.Scale;
-            foreach (var key in new[] { $"{conv.Name}.weight", $"{conv.Name}.bias" }.Where(state.ContainsKey))
+            int movedChannels = shapes[move.Inputs[0]].Channels;
+            bool dcr = move.Mode == DepthToSpaceModes.Dcr;
+            var pending = new Stack<string>([move.Inputs[0]]);
+            while (pending.Count > 0)
             {
-                var t = state[key]; // the module's own parameter: not disposed here
-                var shape = t.shape;
-                // CRD order: output channel c·r²+s is sub-pixel s of channel c; every s takes sub-pixel 0's values.
-                using var first = t.reshape([shape[0] / blocks, blocks, .. shape[1..]]).narrow(1, 0, 1);
-                using var repeated = first.expand([shape[0] / blocks, blocks, .. shape[1..]]).reshape(shape);
-                t.copy_(repeated);
+                var name = pending.Pop();
+                if (model.Graph.Nodes.All(n => n.Name != name)) continue; // a graph input
+                var node = model.Graph.Node(name);
+                if (node.Op is Ops.Act or Ops.Mul or Ops.Add)
+                {
+                    foreach (var input in node.Inputs) pending.Push(input);
+                    continue;
+                }
+                if (node.Op != Ops.Conv || node.Channels != movedChannels || !fresh.Contains($"{node.Name}.weight") || !done.Add(node.Name)) continue;
+                foreach (var key in new[] { $"{node.Name}.weight", $"{node.Name}.bias" }.Where(state.ContainsKey))
+                {
+                    var t = state[key]; // the module's own parameter: not disposed here
+                    var shape = t.shape;
+                    long channels = shape[0] / blocks;
+                    // Every sub-pixel s takes sub-pixel 0's values: CRD groups a channel's sub-pixels, DCR strides them.
+                    using var grouped = dcr ? t.reshape([blocks, channels, .. shape[1..]]) : t.reshape([channels, blocks, .. shape[1..]]);
+                    using var first = grouped.narrow(dcr ? 0 : 1, 0, 1);
+                    using var repeated = first.expand(grouped.shape).reshape(shape);
+                    t.copy_(repeated);
+                }
             }
         }
     }

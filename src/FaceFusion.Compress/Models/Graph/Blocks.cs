@@ -100,12 +100,16 @@ public static class GraphOps
         return x.sub(mean).div(variance.add(epsilon).sqrt()).MoveToOuterDisposeScope();
     }
 
-    /// <summary>[N, C·r², H, W] → [N, C, H·r, W·r] with out[c, h·r+i, w·r+j] = in[c·r²+i·r+j, h, w] (ONNX DepthToSpace, CRD).</summary>
-    public static Tensor DepthToSpace(Tensor x, int r)
+    /// <summary>
+    /// [N, C·r², H, W] → [N, C, H·r, W·r] with out[c, h·r+i, w·r+j] = in[c·r²+i·r+j, h, w] (ONNX DepthToSpace, CRD), or
+    /// with <paramref name="dcr"/> = in[(i·r+j)·C+c, h, w] (mode DCR: the inverse of <see cref="SpaceToDepth"/>).
+    /// </summary>
+    public static Tensor DepthToSpace(Tensor x, int r, bool dcr = false)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], c = x.shape[1] / (r * r), h = x.shape[2], w = x.shape[3];
-        return x.reshape(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * r, w * r).MoveToOuterDisposeScope();
+        var moved = dcr ? x.reshape(n, r, r, c, h, w).permute(0, 3, 4, 1, 5, 2) : x.reshape(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3);
+        return moved.reshape(n, c, h * r, w * r).MoveToOuterDisposeScope();
     }
 
     /// <summary>[N, C, H·r, W·r] → [N, r²·C, H, W] with out[(i·r+j)·C+c, h, w] = in[c, h·r+i, w·r+j] (ONNX SpaceToDepth).</summary>

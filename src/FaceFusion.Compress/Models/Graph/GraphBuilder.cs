@@ -60,7 +60,7 @@ public sealed class GraphBuilder(string name, int resolution)
     public string Multiply(string node, string input, string gate) => Add(new GraphNode { Name = node, Op = Ops.Mul, Inputs = [input, gate] });
     public string Concat(string node, params string[] inputs) => Add(new GraphNode { Name = node, Op = Ops.Concat, Inputs = inputs });
     public string Upsample(string node, string input, int scale = 2) => Add(new GraphNode { Name = node, Op = Ops.Resize, Inputs = [input], Scale = scale });
-    public string DepthToSpace(string node, string input, int scale = 2) => Add(new GraphNode { Name = node, Op = Ops.DepthToSpace, Inputs = [input], Scale = scale });
+    public string DepthToSpace(string node, string input, int scale = 2, string? mode = null) => Add(new GraphNode { Name = node, Op = Ops.DepthToSpace, Inputs = [input], Scale = scale, Mode = mode });
     public string SpaceToDepth(string node, string input, int scale = 2) => Add(new GraphNode { Name = node, Op = Ops.SpaceToDepth, Inputs = [input], Scale = scale });
     public string GlobalPool(string node, string input) => Add(new GraphNode { Name = node, Op = Ops.GlobalAvgPool, Inputs = [input] });
 

@@ -20,7 +20,8 @@ public static class Ops
     /// <summary>
     /// Sub-pixel upsampling by Scale r (ONNX DepthToSpace, mode CRD; PyTorch's pixel_shuffle):
     /// out[c, h·r+i, w·r+j] = in[c·r²+i·r+j, h, w]. A half-resolution conv with r²·C outputs then writes C channels at
-    /// full resolution, at a quarter of a full-resolution conv's cost.
+    /// full resolution, at a quarter of a full-resolution conv's cost. With <see cref="GraphNode.Mode"/> dcr (ONNX mode
+    /// DCR): in[(i·r+j)·C+c, h, w], the inverse of <see cref="SpaceToDepth"/>.
     /// </summary>
     public const string DepthToSpace = "depth_to_space";
     /// <summary>
@@ -57,6 +58,12 @@ public sealed record GraphInput(string Name, int Channels, bool IsImage);
 /// <summary>A named graph output and the node that produces it.</summary>
 public sealed record GraphOutput(string Name, string Node);
 
+/// <summary>Channel orders of <see cref="Ops.DepthToSpace"/> (<see cref="GraphNode.Mode"/>).</summary>
+public static class DepthToSpaceModes
+{
+    public const string Crd = "crd", Dcr = "dcr";
+}
+
 /// <summary>
 /// One node: an operation with named inputs (graph inputs or earlier nodes) and an explicit output channel count.
 /// Input channel counts are not stored: they follow from the inputs, so pruning edits one number per node.
@@ -82,6 +89,12 @@ public sealed record GraphNode
     public float Alpha { get; init; }
     /// <summary>Upsampling factor of resize nodes; block size of depth_to_space and space_to_depth nodes.</summary>
     public int Scale { get; init; }
+    /// <summary>
+    /// Channel order of depth_to_space: <c>crd</c> (the default when null; ONNX mode CRD, each channel's r² sub-pixels
+    /// adjacent) or <c>dcr</c> (ONNX mode DCR, sub-pixel-major: the exact inverse of space_to_depth, so element-wise
+    /// work on space_to_depth'd images can stay at the low resolution).
+    /// </summary>
+    public string? Mode { get; init; }
     /// <summary>Query/key width of attention fusion (channels/8 by default).</summary>
     public int InnerChannels { get; init; }
     /// <summary>Attention score scale; 0 means 1/√InnerChannels. Pruning the inner channels keeps the original scale here.</summary>
@@ -208,6 +221,10 @@ public sealed record NetworkGraph
             if (!known.Add(node.Name)) throw new InvalidDataException($"{source}: duplicate node name '{node.Name}'");
             if (node.Op == Ops.Act && !Activations.All.Contains(node.Activation ?? ""))
                 throw new InvalidDataException($"{source}: node '{node.Name}' has unknown activation '{node.Activation}'");
+            if (node.Mode is not null && (node.Op != Ops.DepthToSpace || node.Mode is not (DepthToSpaceModes.Crd or DepthToSpaceModes.Dcr)))
+                throw new InvalidDataException(node.Op != Ops.DepthToSpace
+                    ? $"{source}: node '{node.Name}' ({node.Op}) has a mode; only depth_to_space nodes have one"
+                    : $"{source}: node '{node.Name}' has unknown depth_to_space mode '{node.Mode}' (crd or dcr)");
         }
         foreach (var output in Outputs)
             if (!known.Contains(output.Node))

@@ -28,7 +28,7 @@ public sealed record ImportedNetwork(NetworkGraph Graph, Dictionary<string, Tens
 
 /// <summary>
 /// Reads an ONNX CNN (Conv, BatchNormalization, Relu, PRelu, LeakyRelu, Sigmoid, Tanh, Add, Mul, Concat,
-/// MaxPool, AveragePool, GlobalAveragePool, DepthToSpace (CRD), SpaceToDepth, Flatten/Reshape to [N,C], Gemm; Identity as a rename) into a graph description and weights,
+/// MaxPool, AveragePool, GlobalAveragePool, DepthToSpace (CRD or DCR), SpaceToDepth, Flatten/Reshape to [N,C], Gemm; Identity as a rename) into a graph description and weights,
 /// so it runs, trains, prunes and exports like the toolkit's own networks. Other ops are refused, naming the node.
 /// </summary>
 public static class OnnxImporter
@@ -155,8 +155,9 @@ public static class OnnxImporter
                     break;
                 case "DepthToSpace":
                     // DCR (ONNX's default) orders the channels differently from the graph's CRD op.
-                    if ((Str(node, "mode") ?? "DCR") != "CRD") throw new InvalidDataException($"{Where()}: only DepthToSpace mode CRD is supported");
-                    added = new GraphNode { Name = nodeName, Op = Ops.DepthToSpace, Inputs = [In(0)], Scale = (int)Int(node, "blocksize", 0) };
+                    var mode = Str(node, "mode") ?? "DCR"; // ONNX's default
+                    if (mode is not ("CRD" or "DCR")) throw new InvalidDataException($"{Where()}: unknown DepthToSpace mode '{mode}' (CRD or DCR)");
+                    added = new GraphNode { Name = nodeName, Op = Ops.DepthToSpace, Inputs = [In(0)], Scale = (int)Int(node, "blocksize", 0), Mode = mode == "DCR" ? DepthToSpaceModes.Dcr : null };
                     break;
                 case "SpaceToDepth":
                     added = new GraphNode { Name = nodeName, Op = Ops.SpaceToDepth, Inputs = [In(0)], Scale = (int)Int(node, "blocksize", 0) };
