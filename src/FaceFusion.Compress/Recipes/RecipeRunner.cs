@@ -48,6 +48,9 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
+    /// <summary>How often a running stage's time so far is saved to run.json (at its next progress report). Tests shorten it.</summary>
+    internal TimeSpan StageTimeSaveInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     public string RunDir => Path.Combine(artifactsDir ?? Path.Combine(root, "artifacts"), recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}");
     private string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
 
@@ -213,32 +216,26 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     records = records.Where(r => r.Name != later).ToList();
                 }
                 upstreamRan = true; // later stages read this one's outputs: they run again too
-                // An interrupted stage resumes: its earlier segments' time (saved every minute while it ran) counts.
+                // An interrupted stage resumes: its earlier segments' time (saved at most once a minute while it ran) counts.
                 double earlier = record.Status == "running" ? record.Seconds : 0;
                 record.Status = "running";
                 manifest.Stages = records.Where(r => r.Name != name).Append(record).OrderBy(r => r.Name).ToList();
                 WriteManifest(manifestPath, manifest);
                 var watch = Stopwatch.StartNew();
-                var manifestLock = new object();
-                bool stopped = false; // set under the lock: no tick writes the manifest after the stage ends
-                try
+                var lastSaved = TimeSpan.Zero;
+                // The stage's time so far is saved at most once a minute, from the stage's own progress (training steps,
+                // pruning steps, log lines) on the working thread: a thread-pool timer here allocated while LibTorch
+                // worked, which could start the collection that finalizes a TorchSharp temporary mid-call (README,
+                // platform notes).
+                void Tick()
                 {
-                    using var timer = new Timer(_ =>
-                    {
-                        lock (manifestLock)
-                        {
-                            if (stopped) return;
-                            record.Seconds = earlier + watch.Elapsed.TotalSeconds;
-                            try { WriteManifest(manifestPath, manifest); } catch (IOException) { /* the next tick or the stage's end writes it */ }
-                        }
-                    }, null, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
-                    Directory.CreateDirectory(dir);
-                    record.Outputs = RunStage(stage, dir, log);
+                    if (watch.Elapsed - lastSaved < StageTimeSaveInterval) return;
+                    lastSaved = watch.Elapsed;
+                    record.Seconds = earlier + watch.Elapsed.TotalSeconds;
+                    try { WriteManifest(manifestPath, manifest); } catch (IOException) { /* the next tick or the stage's end writes it */ }
                 }
-                finally
-                {
-                    lock (manifestLock) stopped = true;
-                }
+                Directory.CreateDirectory(dir);
+                record.Outputs = RunStage(stage, dir, message => { log?.Invoke(message); Tick(); }, Tick);
                 record.Seconds = earlier + watch.Elapsed.TotalSeconds;
                 record.Hashes = record.Outputs.ToDictionary(o => o.Key, o => Sha256Path(o.Value));
                 record.Status = "done";
@@ -488,7 +485,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         }).ToList();
     }
 
-    private Dictionary<string, string> RunStage(RecipeStage stage, string dir, Action<string>? log)
+    private Dictionary<string, string> RunStage(RecipeStage stage, string dir, Action<string> log, Action tick)
     {
         var outputs = new Dictionary<string, string>();
         var data = Resolve(recipe.Data);
@@ -498,7 +495,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             {
                 var config = TrainConfig.Load(Resolve(stage.Parameters["config"]));
                 config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
-                new SwapTrainer(config, assets, root).Train(resume: true);
+                new SwapTrainer(config, assets, root).Train(resume: true, new InlineProgress<TrainProgress>(_ => tick()));
                 outputs["checkpoint:trained"] = Path.Combine(dir, "model");
                 break;
             }
@@ -538,7 +535,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 var (pruned, steps, outcome) = pruner.Run(model, new InlineProgress<PruneStep>(s => log?.Invoke($"  prune step {s.Step}: MACs {ModelSummary.Human(s.Macs)}, val PSNR {s.PsnrDb:0.00} dB, {s.Action}")));
                 if (stage.GetInt("final_finetune", 0) is > 0 and var recovery)
                 {
-                    pruner.Recover(pruned, model, recovery, steps);
+                    pruner.Recover(pruned, model, recovery, steps, new InlineProgress<string>(_ => tick()));
                     log?.Invoke($"  after {recovery} recovery fine-tuning steps: val PSNR {steps[^1].PsnrDb:0.00} dB");
                 }
                 using (pruned) IterativePruner.WriteOutputs(Path.Combine(dir, "model"), pruned, steps, outcome, new Dictionary<string, string> { ["recipe"] = recipe.Name });
@@ -577,7 +574,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 config.Teacher = _teacher ?? throw new InvalidOperationException("distill: no teacher");
                 config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
                 if (stage.Parameters.TryGetValue("features", out var features)) config.Distill.FeaturePairs.AddRange(features.Split(','));
-                new SwapTrainer(config, assets, root).Train(resume: true);
+                new SwapTrainer(config, assets, root).Train(resume: true, new InlineProgress<TrainProgress>(_ => tick()));
                 outputs["checkpoint:distilled"] = Path.Combine(dir, "model");
                 break;
             }
@@ -594,7 +591,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 config.Teacher = stage.GetBool("distill", true) && _teacher is not null && _teacher != config.Model ? _teacher : null;
                 config.EvalSplit = Splits.Val;
                 config.Output = dir; config.Data = data; config.Resolution = recipe.Resolution; config.Seed = recipe.Seed;
-                new SwapTrainer(config, assets, root).Train(resume: true);
+                new SwapTrainer(config, assets, root).Train(resume: true, new InlineProgress<TrainProgress>(_ => tick()));
                 outputs["checkpoint:finetuned"] = Path.Combine(dir, "model");
                 break;
             }
@@ -649,7 +646,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 config.Qat = q;
                 config.Validate($"{recipe.Path}: qat stage");
                 var trainer = new SwapTrainer(config, assets, root);
-                trainer.Train(resume: true);
+                trainer.Train(resume: true, new InlineProgress<TrainProgress>(_ => tick()));
                 var (model, simulator) = QuantizationAware.Load(trainer.ModelDir);
                 using (model)
                 using (simulator)

@@ -268,8 +268,20 @@ public class RecipeTests
             """);
         var recipe = RecipeParser.Load(path);
         var root = TestAssets.TempDir();
-        var runner = new RecipeRunner(recipe, TestAssets.Assets, root);
-        var records = runner.Run();
+        var runner = new RecipeRunner(recipe, TestAssets.Assets, root) { StageTimeSaveInterval = TimeSpan.Zero };
+        // While a stage runs, run.json says so and holds its time so far (what an interrupted stage resumes from),
+        // written from the stage's own progress on this thread.
+        var whileRunning = new List<StageRecord>();
+        var records = runner.Run(line =>
+        {
+            if (!line.StartsWith("  prune step 1:")) return;
+            var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(runner.RunDir, "run.json")));
+            whileRunning.AddRange(manifest.RootElement.GetProperty("stages").EnumerateArray()
+                .Select(s => new StageRecord { Name = s.GetProperty("name").GetString()!, Status = s.GetProperty("status").GetString()!, Seconds = s.GetProperty("seconds").GetDouble() }));
+        });
+        var pruneWhileRunning = Assert.Single(whileRunning);
+        Assert.Equal(("01-prune", "running"), (pruneWhileRunning.Name, pruneWhileRunning.Status));
+        Assert.True(pruneWhileRunning.Seconds > 0);
         Assert.Equal(["01-prune", "02-distill", "03-ptq", "04-qat", "05-export", "06-bench", "07-report"], records.Select(r => r.Name));
         Assert.All(records, r => Assert.Equal("done", r.Status));
         var report = File.ReadAllLines(Path.Combine(runner.RunDir, "07-report", "report.csv"));
