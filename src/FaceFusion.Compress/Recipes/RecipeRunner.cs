@@ -679,6 +679,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                         outputs[$"reference:{label}-fp16"] = checkpoint;
                     }
                 }
+                // An ONNX teacher has no checkpoint to export: it is benchmarked as given, so the report has its row and
+                // the speed-ups their reference (at its own resolution only; a fixed-size file cannot be re-exported).
+                if (_teacher is not null && File.Exists(_teacher) && !_checkpoints.ContainsKey("teacher"))
+                {
+                    using var probe = new OrtSwapper(_teacher);
+                    if (probe.Resolution == recipe.Resolution) outputs["onnx:teacher"] = _teacher;
+                    else log($"  teacher {_teacher} runs at {probe.Resolution} px, the run at {recipe.Resolution} px: not benchmarked beside the students");
+                }
                 break;
             }
             case "bench":

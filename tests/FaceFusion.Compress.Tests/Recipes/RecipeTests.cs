@@ -1,4 +1,5 @@
 using System.Globalization;
+using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Recipes;
@@ -107,6 +108,26 @@ public class RecipeTests
         Assert.Contains("onnx:teacher", exported.Keys);
         // Fine-tuning changed the weights: the exported files differ.
         Assert.NotEqual(File.ReadAllBytes(exported["onnx:teacher"]), File.ReadAllBytes(exported["onnx:finetuned"]));
+    }
+
+    [Fact]
+    public void OnnxTeacher_IsBenchmarkedAsGiven_SoTheReportHasItsRowAndSpeedups()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = Path.Combine(dir, "teacher.onnx");
+        using (var t = ExportParityTests.Prepared(SwapperArchitectures.Teacher(32))) OnnxExporter.ExportToFile(t, teacher);
+        var path = Path.Combine(dir, "onnx-teacher.yaml");
+        File.WriteAllText(path, $"name: onnx-teacher\ndata: {TinyDataset.Path}\nresolution: 32\nteacher: {teacher}\nstages:\n  - stage: distill\n    student: student\n    steps: 2\n  - stage: export\n  - stage: bench\n    pairs: 2\n    split: train\n  - stage: report\n");
+        var runner = new RecipeRunner(RecipeParser.Load(path, rootDir: dir), TestAssets.Assets, TestAssets.TempDir());
+        var records = runner.Run();
+        Assert.All(records, r => Assert.Equal("done", r.Status));
+        Assert.Equal(teacher, records[1].Outputs["onnx:teacher"]);
+        var report = File.ReadAllLines(Path.Combine(runner.RunDir, "04-report", "report.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(["distilled", "teacher"], report.Select(r => r[0]).Order(StringComparer.Ordinal));
+        var distilled = report.Single(r => r[0] == "distilled");
+        Assert.NotEqual("", distilled[11]); // psnr_vs_teacher_db: measured against the ONNX teacher
+        var latency = File.ReadAllLines(Path.Combine(runner.RunDir, "03-bench", "latency_by_resolution.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.All(latency, r => Assert.NotEqual("", r[5])); // every model has its speed-up against the teacher
     }
 
     [Fact]
