@@ -165,6 +165,8 @@ public static class RecipeSchema
         {
             ["pairs"] = new("int", "64", "evaluation pairs"),
             ["split"] = new("string", "test", "evaluation split", ["train", "val", "test"]),
+            ["latency_rounds"] = new("int", "20", "interleaved rounds of each repeat of the speed-up timing (one run of each model per round)"),
+            ["latency_repeats"] = new("int", "5", "repeats of the speed-up timing, each starting with the next model; the speed-up is the median of their ratios, with their range"),
             ["resolutions"] = new("int list", "(none)", "further input sizes (e.g. 256) at which every exported model is re-exported and timed in interleaved rounds: latency_by_resolution.csv and a speed-up target line per size"),
         },
         ["report"] = new Dictionary<string, Key>(),
@@ -368,6 +370,8 @@ public static class RecipeParser
         }
         if (key is "max_drop_db" or "max_id_drop" && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var drop) && drop < 0)
             return $"{value} is impossible (a {(key == "max_drop_db" ? "PSNR" : "identity")} drop budget cannot be negative)";
+        if (key is "latency_rounds" or "latency_repeats" && int.TryParse(value, CultureInfo.InvariantCulture, out var count) && count < 1)
+            return $"{value} is impossible (at least one {(key == "latency_rounds" ? "round" : "repeat")} is needed to time anything)";
         if (key == "attention_kv_pool" && int.TryParse(value, CultureInfo.InvariantCulture, out var pool) && pool < 1)
             return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
         return null;

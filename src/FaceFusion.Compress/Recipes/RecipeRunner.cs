@@ -441,7 +441,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     /// calibrated ranges) and times them in interleaved rounds: the latency targets hold at 256 px too, not only at
     /// the training size. FP16 exports are skipped (they are for GPU providers).
     /// </summary>
-    private List<ResolutionLatencyRow> LatencyAt(int size, string dir, Action<string>? log)
+    private List<ResolutionLatencyRow> LatencyAt(int size, string dir, int rounds, int repeats, Action<string>? log)
     {
         log?.Invoke($"  interleaved latency at {size} px");
         var models = new List<(string Label, string Precision, string Path)>();
@@ -470,9 +470,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 models.Add((label, "fp32", path));
             }
         }
-        // Repeated, because one interleaved measurement on a shared 2-core machine moved a 128-px speed-up by ±15 %.
-        const int repeats = 5;
-        var times = InterleavedLatency.Measure(models.Select(m => m.Path).ToList(), rounds: 20, repeats: repeats);
+        // Repeated (default 5), because one interleaved measurement on a shared 2-core machine moved a 128-px speed-up by ±15 %.
+        var times = InterleavedLatency.Measure(models.Select(m => m.Path).ToList(), rounds: rounds, repeats: repeats);
         int t = models.FindIndex(m => m.Label == "teacher");
         return models.Select((m, k) =>
         {
@@ -709,7 +708,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     .Prepend(recipe.Resolution).Distinct().ToList();
                 {
                     var latencyCsv = Path.Combine(dir, "latency_by_resolution.csv");
-                    var rows = sizes.SelectMany(size => LatencyAt(size, Path.Combine(dir, $"latency-{size}"), log)).ToList();
+                    int rounds = stage.GetInt("latency_rounds", 20), repeats = stage.GetInt("latency_repeats", 5);
+                    var rows = sizes.SelectMany(size => LatencyAt(size, Path.Combine(dir, $"latency-{size}"), rounds, repeats, log)).ToList();
                     File.Delete(latencyCsv);
                     CsvAppend.Append(latencyCsv + ".partial", rows);
                     File.Move(latencyCsv + ".partial", latencyCsv, overwrite: true);

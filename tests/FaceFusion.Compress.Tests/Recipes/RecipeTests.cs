@@ -54,6 +54,8 @@ public class RecipeTests
                 config: no-such-config.yaml
               - stage: prune
                 target_params: lots
+              - stage: bench
+                latency_repeats: 0
             profiles:
               lightweight:
                 prune.target_macs: 0
@@ -65,10 +67,11 @@ public class RecipeTests
         Assert.Contains(e.Errors, x => x.Line == 7 && x.Message.Contains("cannot be negative"));
         Assert.Contains(e.Errors, x => x.Line == 9 && x.Message.Contains("'config': 'no-such-config.yaml' not found"));
         Assert.Contains(e.Errors, x => x.Line == 11 && x.Message.Contains("target 'lots'"));
-        Assert.Contains(e.Errors, x => x.Line == 14 && x.Message.Contains("profile 'lightweight'"));
-        Assert.Equal(7, e.Errors.Count);
+        Assert.Contains(e.Errors, x => x.Line == 13 && x.Message.Contains("at least one repeat"));
+        Assert.Contains(e.Errors, x => x.Line == 16 && x.Message.Contains("profile 'lightweight'"));
+        Assert.Equal(8, e.Errors.Count);
         // Without a root (e.g. re-reading a finished run's recipe for its report) only the recipe itself is checked.
-        Assert.Equal(4, Assert.Throws<RecipeException>(() => RecipeParser.Load(path, "lightweight")).Errors.Count);
+        Assert.Equal(5, Assert.Throws<RecipeException>(() => RecipeParser.Load(path, "lightweight")).Errors.Count);
 
         // The CLI checks inputs against the repository (and a --teacher override too), exit code 2.
         File.WriteAllText(path, $"name: inputs\ndata: {TinyDataset.Path}\nstages:\n  - stage: export\n");
@@ -285,6 +288,8 @@ public class RecipeTests
                 pairs: 2
                 split: train
                 resolutions: [64]
+                latency_rounds: 10
+                latency_repeats: 3
               - stage: report
             """);
         var recipe = RecipeParser.Load(path);
@@ -326,11 +331,11 @@ public class RecipeTests
         Assert.All(latencyRows.Where(r => r[1] == "teacher"), r => Assert.Equal("1", r[5]));
         // The speed-up comes with its spread over the repeats, which brackets it.
         Assert.All(latencyRows, r => Assert.True(double.Parse(r[6], CultureInfo.InvariantCulture) <= double.Parse(r[5], CultureInfo.InvariantCulture)
-            && double.Parse(r[5], CultureInfo.InvariantCulture) <= double.Parse(r[7], CultureInfo.InvariantCulture) && r[8] == "5", string.Join(',', r)));
+            && double.Parse(r[5], CultureInfo.InvariantCulture) <= double.Parse(r[7], CultureInfo.InvariantCulture) && r[8] == "3", string.Join(',', r)));
         using (var at64 = new FaceFusion.Compress.Runtime.OrtSwapper(Path.Combine(runner.RunDir, "06-bench", "latency-64", "int8.onnx"))) Assert.Equal(64, at64.Resolution);
         var reportLines = File.ReadAllLines(Path.Combine(runner.RunDir, "07-report", "report.md"));
-        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 64 px, interleaved timing (5 repeats: ") && !l.Contains("bench table"));
-        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 32 px, interleaved timing (5 repeats: ") && l.Contains("(bench table:"));
+        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 64 px, interleaved timing (3 repeats: ") && !l.Contains("bench table"));
+        Assert.Single(reportLines, l => l.Contains("speed-up") && l.Contains("at 32 px, interleaved timing (3 repeats: ") && l.Contains("(bench table:"));
 
         var log = new List<string>();
         new RecipeRunner(recipe, TestAssets.Assets, root).Run(log.Add);
