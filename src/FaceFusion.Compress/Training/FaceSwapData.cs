@@ -22,10 +22,19 @@ public sealed class SwapBatch : IDisposable
     public required Tensor RegionMask { get; init; }
     public required int[] TargetIndices { get; init; }
     public required int[] SourceIndices { get; init; }
+    /// <summary>
+    /// With pseudo targets on (<see cref="FaceSwapData.PseudoTargetNeighbours"/>): [B,3,R,R] in [−1,1], for a cross pair a
+    /// face of the source's person whose 68 landmarks are among the closest to the target's (the source person in
+    /// about the target's pose and expression), for a same-identity pair the target itself. Null when off.
+    /// </summary>
+    public Tensor? PseudoTarget { get; init; }
+    /// <summary>Dataset indices of <see cref="PseudoTarget"/>'s faces (null when off).</summary>
+    public int[]? PseudoIndices { get; init; }
 
     public void Dispose()
     {
         Target.Dispose(); Source.Dispose(); SourceImage.Dispose(); Same.Dispose(); FaceMask.Dispose(); RegionMask.Dispose();
+        PseudoTarget?.Dispose();
     }
 }
 
@@ -59,6 +68,60 @@ public sealed class FaceSwapData : IDisposable
     /// of taken from the dataset's precomputed fr_feature embeddings: training on another recogniser's embeddings.
     /// </summary>
     public Func<Tensor, Tensor>? SourceEmbedder { get; set; }
+
+    private int _pseudoNeighbours;
+    private int[][][]? _nearest; // [face][identity] → the closest faces of that identity by landmarks, nearest first
+
+    /// <summary>
+    /// Cross-identity supervision: for each cross pair, draw one of this many faces of the source's person closest to
+    /// the target in landmark space as <see cref="SwapBatch.PseudoTarget"/> (0: off). The pseudo target is drawn from a
+    /// random stream of its own, so pairs, sources and flips are the same as with it off.
+    /// </summary>
+    public int PseudoTargetNeighbours
+    {
+        get => _pseudoNeighbours;
+        set
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), "pseudo-target neighbours must be ≥ 0");
+            _pseudoNeighbours = value;
+            _nearest = value > 0 ? NearestByLandmarks(value) : null;
+        }
+    }
+
+    /// <summary>For every face and identity, the <paramref name="k"/> faces of that identity with the closest 68 landmarks
+    /// (in crop coordinates normalised to [0,1], the crops all aligned to one template), excluding the face itself.</summary>
+    private int[][][] NearestByLandmarks(int k)
+    {
+        int n = Count;
+        var points = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var lm = Records[i].LandmarkPoints();
+            double scale = 1.0 / Records[i].CropSize;
+            points[i] = new float[lm.Length * 2];
+            for (int j = 0; j < lm.Length; j++) { points[i][2 * j] = (float)(lm[j].X * scale); points[i][2 * j + 1] = (float)(lm[j].Y * scale); }
+        }
+        var nearest = new int[n][][];
+        Parallel.For(0, n, i =>
+        {
+            nearest[i] = new int[_byIdentity.Length][];
+            for (int id = 0; id < _byIdentity.Length; id++)
+            {
+                var pool = _byIdentity[id];
+                nearest[i][id] = pool.Where(j => j != i && points[j].Length == points[i].Length)
+                    .Select(j => (j, d: SquaredDistance(points[i], points[j])))
+                    .OrderBy(p => p.d).ThenBy(p => p.j).Take(k).Select(p => p.j).ToArray();
+            }
+        });
+        return nearest;
+    }
+
+    private static float SquaredDistance(float[] a, float[] b)
+    {
+        float sum = 0;
+        for (int i = 0; i < a.Length; i++) { float d = a[i] - b[i]; sum += d * d; }
+        return sum;
+    }
 
     /// <summary>True when faces are decoded on demand because the split exceeds the memory budget.</summary>
     public bool Streaming => _crops is null;
@@ -199,17 +262,33 @@ public sealed class FaceSwapData : IDisposable
             same[i] = isSame ? 1f : 0f;
             flips[i] = flip && rng.NextDouble() < 0.5;
         }
-        return Gather(targets, sources, same, flips);
+        var pseudoRng = new Random(unchecked((int)((ulong)(seed * 1_000_003L + step + 7_777_777L) * 0xC2B2AE3D27D4EB4FUL >> 33)));
+        return Gather(targets, sources, same, flips, PseudoIndicesFor(targets, sources, same, pseudoRng));
+    }
+
+    private int[]? PseudoIndicesFor(int[] targets, int[] sources, float[] same, Random rng)
+    {
+        if (_nearest is null) return null;
+        var pseudo = new int[targets.Length];
+        for (int i = 0; i < targets.Length; i++)
+        {
+            var candidates = _nearest[targets[i]][_identityOf[sources[i]]];
+            pseudo[i] = same[i] > 0 || candidates.Length == 0 ? targets[i] : candidates[rng.Next(candidates.Length)];
+        }
+        return pseudo;
     }
 
     /// <summary>A fixed batch of explicit (target, source) pairs, e.g. for evaluation.</summary>
-    public SwapBatch Pairs(int[] targets, int[] sources) =>
-        Gather(targets, sources, targets.Select((t, i) => _identityOf[t] == _identityOf[sources[i]] ? 1f : 0f).ToArray(), new bool[targets.Length]);
+    public SwapBatch Pairs(int[] targets, int[] sources)
+    {
+        var same = targets.Select((t, i) => _identityOf[t] == _identityOf[sources[i]] ? 1f : 0f).ToArray();
+        return Gather(targets, sources, same, new bool[targets.Length], PseudoIndicesFor(targets, sources, same, new Random(17)));
+    }
 
     public int IdentityOf(int index) => _identityOf[index];
     public IReadOnlyList<int> FacesOf(int identity) => _byIdentity[identity];
 
-    private SwapBatch Gather(int[] targets, int[] sources, float[] same, bool[] flips)
+    private SwapBatch Gather(int[] targets, int[] sources, float[] same, bool[] flips, int[]? pseudo)
     {
         using var scope = NewDisposeScope();
         var si = tensor(sources.Select(i => (long)i).ToArray());
@@ -217,12 +296,15 @@ public sealed class FaceSwapData : IDisposable
         var target = targetCrops.to_type(ScalarType.Float32).div(127.5).sub(1);
         var mask = targetMasks!.to_type(ScalarType.Float32);
         var region = targetRegions!.to_type(ScalarType.Float32);
+        Tensor? pseudoTarget = pseudo is null ? null : Faces(pseudo, withMasks: false).Crops.to_type(ScalarType.Float32).div(127.5).sub(1);
         if (flips.Any(f => f))
         {
             var flipMask = tensor(flips).view(-1, 1, 1, 1);
             target = where(flipMask, target.flip(3), target);
             mask = where(flipMask, mask.flip(3), mask);
             region = where(flipMask, region.flip(3), region);
+            // The pseudo target mirrors with its target, so it stays in the target's (mirrored) pose.
+            if (pseudoTarget is not null) pseudoTarget = where(flipMask, pseudoTarget.flip(3), pseudoTarget);
         }
         var sourceImage = Faces(sources, withMasks: false).Crops.to_type(ScalarType.Float32).div(127.5).sub(1);
         Tensor source;
@@ -237,6 +319,7 @@ public sealed class FaceSwapData : IDisposable
             FaceMask = mask.MoveToOuterDisposeScope(),
             RegionMask = region.MoveToOuterDisposeScope(),
             TargetIndices = targets, SourceIndices = sources,
+            PseudoTarget = pseudoTarget?.MoveToOuterDisposeScope(), PseudoIndices = pseudo,
         };
         return batch;
     }

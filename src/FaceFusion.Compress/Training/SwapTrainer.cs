@@ -35,12 +35,17 @@ public sealed class SwapTrainer
     public static readonly string[] DistillLossNames =
         ["distill_pixel", "distill_mask", "distill_cwd", "distill_feature_mse", "distill_perceptual", "distill_identity", "illumination"];
 
+    /// <summary>Terms added when cross pairs have pseudo targets (<see cref="TrainConfig.PseudoTargetNeighbours"/>).</summary>
+    public static readonly string[] CrossLossNames = ["cross_reconstruction", "cross_perceptual"];
+
     public static IReadOnlyList<string> LogColumns =>
         new[] { "step", "epoch", "resolution", "lr", "loss_total", "images_per_s" }.Concat(LossNames.Select(n => "loss_" + n)).ToList();
 
     /// <summary>This run's columns: <see cref="LogColumns"/>, plus the distillation terms when a teacher is set.</summary>
-    public IReadOnlyList<string> Columns => _config.Teacher is null ? LogColumns : LogColumns.Concat(DistillLossNames.Select(n => "loss_" + n)).ToList();
-    private IEnumerable<string> AllLossNames => _config.Teacher is null ? LossNames : LossNames.Concat(DistillLossNames);
+    public IReadOnlyList<string> Columns => LogColumns.Concat(ExtraLossNames.Select(n => "loss_" + n)).ToList();
+    private IEnumerable<string> ExtraLossNames =>
+        (_config.Teacher is null ? [] : DistillLossNames).Concat(_config.PseudoTargetNeighbours > 0 ? CrossLossNames : []);
+    private IEnumerable<string> AllLossNames => LossNames.Concat(ExtraLossNames);
 
     private ITeacher? _teacher;
 
@@ -143,7 +148,7 @@ public sealed class SwapTrainer
                 if (data is null || data.Resolution != phase.Resolution)
                 {
                     data?.Dispose();
-                    data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit);
+                    data = new FaceSwapData(Resolve(c.Data), Splits.Train, phase.Resolution, c.TrainLimit) { PseudoTargetNeighbours = c.PseudoTargetNeighbours };
                     if (c.IdentityEmbedder is not null) data.SourceEmbedder = images => identity.call(images);
                 }
                 if (quantization is not null) quantization.Observing = !quantization.LearnableScales && step < c.Qat!.FreezeObserversAfter;
@@ -243,11 +248,31 @@ public sealed class SwapTrainer
         {
             ["reconstruction"] = (w.Reconstruction, SameMean(fake.sub(batch.Target).abs().mean([1, 2, 3]))),
             ["ssim"] = (w.Ssim, SameMean(ImageMetrics.Ssim(fake, batch.Target).neg().add(1))),
-            ["identity"] = (w.Identity, nn.functional.cosine_similarity(identity.call(fake), batch.Source, 1).neg().add(1).mean()),
+            ["identity"] = (w.Identity, nn.functional.cosine_similarity(identity.call(c.IdentityAugment ? IdentityAugmentation.Apply(fake, AugmentationRandom(step)) : fake), batch.Source, 1).neg().add(1).mean()),
             ["mask"] = (w.Mask, nn.functional.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), batch.FaceMask)),
             ["background"] = (w.Background, fake.sub(batch.Target).abs().mul(batch.FaceMask.neg().add(1)).mean()),
         };
-        if (w.Perceptual > 0) terms["perceptual"] = (w.Perceptual, SameMean(perceptual.Distance(fake, batch.Target)));
+        if (w.Perceptual > 0 && batch.PseudoTarget is null) terms["perceptual"] = (w.Perceptual, SameMean(perceptual.Distance(fake, batch.Target)));
+        if (batch.PseudoTarget is { } pseudo)
+        {
+            var cross = same.neg().add(1);
+            var crossCount = cross.sum().clamp_min(1);
+            Tensor CrossMean(Tensor perSample) => perSample.mul(cross).sum().div(crossCount);
+            // The pseudo target's face in the target's surroundings: the output must keep the target's hair and background.
+            var composite = pseudo.mul(batch.FaceMask).add(batch.Target.mul(batch.FaceMask.neg().add(1)));
+            var quarter = nn.functional.avg_pool2d(fake, 4, 4).sub(nn.functional.avg_pool2d(composite, 4, 4)).abs().mean([1, 2, 3]);
+            terms["cross_reconstruction"] = (w.CrossReconstruction, CrossMean(quarter));
+            // One perceptual pass for both kinds of pair (it is the step's costliest network): the target is the
+            // reference of a same-identity pair, the composite of a cross pair.
+            if (w.Perceptual > 0 || w.CrossPerceptual > 0)
+            {
+                var reference = where(same.view(-1, 1, 1, 1).gt(0), batch.Target, composite);
+                var distance = perceptual.Distance(fake, reference);
+                terms["perceptual"] = (w.Perceptual, SameMean(distance));
+                terms["cross_perceptual"] = (w.CrossPerceptual, CrossMean(distance));
+            }
+            else terms["cross_perceptual"] = (0, zeros(1));
+        }
         if (adversarial)
         {
             var fakeOut = discriminator.Run(new Dictionary<string, Tensor> { ["image"] = fake }, taps);
@@ -274,6 +299,7 @@ public sealed class SwapTrainer
         if (c.FaultNanSteps.Contains(step + 1)) total = total.mul(float.NaN);
         losses["total"] = total.item<float>();
         samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope()];
+        if (batch.PseudoTarget is not null) samples.Add(batch.PseudoTarget.detach().MoveToOuterDisposeScope());
         if (teacherOutput is not null) samples.Add(teacherOutput.detach().MoveToOuterDisposeScope());
         samples.Add(fake.detach().MoveToOuterDisposeScope());
         samples.Add(mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope());
@@ -291,12 +317,11 @@ public sealed class SwapTrainer
             return losses;
         }
         optG.step();
-        samples = [batch.Target.detach().MoveToOuterDisposeScope(), batch.SourceImage.detach().MoveToOuterDisposeScope()];
-        if (teacherOutput is not null) samples.Add(teacherOutput.detach().MoveToOuterDisposeScope());
-        samples.Add(fake.detach().MoveToOuterDisposeScope());
-        samples.Add(mask.detach().expand(-1, 3, -1, -1).mul(2).sub(1).MoveToOuterDisposeScope());
         return losses;
     }
+
+    /// <summary>The identity augmentation's random stream for a step: a function of (seed, step), so resumes draw the same views.</summary>
+    private Random AugmentationRandom(long step) => new(unchecked((int)((ulong)(_config.Seed * 7_000_003L + step) * 0xD6E8FEB86659FD93UL >> 33)));
 
     /// <summary>Adds the distillation terms; returns the teacher's output (at the batch's resolution).</summary>
     private Tensor AddDistillationTerms(Dictionary<string, (double Weight, Tensor Value)> terms, Dictionary<string, Tensor> studentFeatures, IdentityNetwork identity,

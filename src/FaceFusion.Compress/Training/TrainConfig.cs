@@ -38,6 +38,14 @@ public sealed class LossWeights
     public double Mask { get; set; } = 0.5;
     /// <summary>L1 to the target outside the face region, all pairs (keeps hair, background, clothes).</summary>
     public double Background { get; set; } = 5;
+    /// <summary>
+    /// Cross pairs (needs <see cref="TrainConfig.PseudoTargetNeighbours"/>): L1 at quarter resolution to the pseudo
+    /// target's face pasted into the target (face region from the target's landmarks): the source person in about the
+    /// target's pose. Quarter resolution because the pose match is close, not exact.
+    /// </summary>
+    public double CrossReconstruction { get; set; }
+    /// <summary>Cross pairs: perceptual distance to the same composite.</summary>
+    public double CrossPerceptual { get; set; }
 }
 
 /// <summary>Distillation terms, used when <see cref="TrainConfig.Teacher"/> is set; 0 switches a term off.</summary>
@@ -154,6 +162,13 @@ public sealed class TrainConfig
     public int MaxNonFiniteSteps { get; set; } = 5;
     /// <summary>Fault injection for tests: steps whose loss is replaced by NaN.</summary>
     public List<long> FaultNanSteps { get; set; } = [];
+    /// <summary>
+    /// Cross-identity supervision: each cross pair also gets a pseudo target, one of this many faces of the source's
+    /// person closest to the target by landmarks (0: off). Used by loss_weights.cross_reconstruction and cross_perceptual.
+    /// </summary>
+    public int PseudoTargetNeighbours { get; set; }
+    /// <summary>Identity loss on randomly jittered, blurred or down-sampled copies of the output (<see cref="IdentityAugmentation"/>), so adversarial pixel patterns do not pay.</summary>
+    public bool IdentityAugment { get; set; }
     /// <summary>Faces of the train split used (all when null): small runs and tests.</summary>
     public int? TrainLimit { get; set; }
 
@@ -203,6 +218,9 @@ public sealed class TrainConfig
         Require(TeacherPixelRange is "minus_one_one" or "zero_one", $"teacher_pixel_range '{TeacherPixelRange}': use minus_one_one or zero_one");
         Require(Distill.IlluminationReference is "teacher" or "target", $"distill.illumination_reference '{Distill.IlluminationReference}': use teacher or target");
         Require(Distill.RegionWeight >= 0 && Distill.PerceptualRegionWeight >= 0, "distill.region_weight and distill.perceptual_region_weight must be ≥ 0");
+        Require(PseudoTargetNeighbours is >= 0 and <= 1000, "pseudo_target_neighbours must be in [0, 1000]");
+        Require(PseudoTargetNeighbours > 0 || (LossWeights.CrossReconstruction == 0 && LossWeights.CrossPerceptual == 0),
+            "loss_weights.cross_reconstruction and cross_perceptual need pseudo_target_neighbours > 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");
         if (Qat is { } q)
         {

@@ -38,6 +38,18 @@ public sealed record TeacherOptions
     public float LeakySlope { get; init; } = 0.2f;
 }
 
+/// <summary>Options of the swapping teacher (<see cref="SwapperArchitectures.SwapTeacher"/>).</summary>
+public sealed record SwapTeacherOptions
+{
+    /// <summary>Channels at R/2, R/4, R/8 and R/16 (the bottleneck); the full-resolution decoder level uses <see cref="FullResolutionChannels"/>.</summary>
+    public int[] Widths { get; init; } = [32, 64, 128, 192];
+    public int FullResolutionChannels { get; init; } = 24;
+    public int BottleneckBlocks { get; init; } = 3;
+    /// <summary>Channels of the narrowed target skips at R/8 and R/4 (pose and expression, too few to carry the target's face).</summary>
+    public int[] SkipChannels { get; init; } = [32, 16];
+    public float LeakySlope { get; init; } = 0.2f;
+}
+
 /// <summary>Options of the student generator.</summary>
 public sealed record StudentOptions
 {
@@ -55,11 +67,12 @@ public sealed record StudentOptions
 /// <summary>Builds the built-in swapper architectures as graphs.</summary>
 public static class SwapperArchitectures
 {
-    public static readonly string[] Names = ["teacher", "student"];
+    public static readonly string[] Names = ["teacher", "student", "swap-teacher"];
 
     public static NetworkGraph Build(string name, int resolution) => name switch
     {
         "teacher" => Teacher(resolution),
+        "swap-teacher" => SwapTeacher(resolution),
         "student" => Student(resolution),
         _ => throw new ArgumentException($"unknown architecture '{name}' (built-in: {string.Join(", ", Names)})"),
     };
@@ -114,6 +127,64 @@ public static class SwapperArchitectures
             x = g.Concat($"dec{level}_cat", up, skip);
             x = g.ConvBnAct($"dec{level}a", x, w[level], 3, 1, act, o.LeakySlope);
             if (level <= 1) x = g.ConvBnAct($"dec{level}b", x, w[level], 3, 1, act, o.LeakySlope);
+        }
+        Heads(g, x, separable: false);
+        return g.Build();
+    }
+
+    /// <summary>
+    /// The swapping teacher: the target is encoded to R/16; the decoder renders the face from there with the source
+    /// identity injected (AdaIN) in every bottleneck block and at every decoder level, so identity reaches the full
+    /// resolution. The target reaches the decoder only through the bottleneck and through skips at R/8 and R/4 narrowed
+    /// by 1×1 convs: enough for pose, expression and lighting, too little to copy the target's face (a full-resolution
+    /// target skip lets a decoder return the target). Same IO and heads as <see cref="Teacher"/>.
+    /// </summary>
+    public static NetworkGraph SwapTeacher(int resolution, SwapTeacherOptions? options = null)
+    {
+        SwapperIO.CheckResolution(resolution);
+        var o = options ?? new SwapTeacherOptions();
+        var w = o.Widths;
+        var act = Activations.LeakyRelu;
+        float a = o.LeakySlope;
+        var g = new GraphBuilder("swap-teacher", resolution);
+        SwapperIO.Metadata(g);
+        var target = g.ImageInput(SwapperIO.Target, 3);
+        var source = g.VectorInput(SwapperIO.Source, SwapperIO.IdentityFeatures);
+
+        g.Stage = "encoder";
+        var x = g.ConvBnAct("enc0", target, w[0], 3, 2, act, a);                       // R/2
+        x = g.ConvBnAct("enc1a", x, w[1], 3, 2, act, a);                               // R/4
+        x = g.ConvBnAct("enc1b", x, w[1], 3, 1, act, a);
+        var skip4 = g.ConvBnAct("skip4", x, o.SkipChannels[1], 1, 1, act, a);
+        x = g.ConvBnAct("enc2a", x, w[2], 3, 2, act, a);                               // R/8
+        x = g.ConvBnAct("enc2b", x, w[2], 3, 1, act, a);
+        var skip8 = g.ConvBnAct("skip8", x, o.SkipChannels[0], 1, 1, act, a);
+        x = g.ConvBnAct("enc3", x, w[3], 3, 2, act, a);                                // R/16
+
+        g.Stage = "bottleneck";
+        for (int b = 0; b < o.BottleneckBlocks; b++)
+        {
+            var input = x;
+            var y = g.Conv($"res{b}_conv1", input, w[3]);
+            y = g.IdentityInjection($"res{b}_inject1", y, source);
+            y = g.Act($"res{b}_act", y, act, a);
+            y = g.Conv($"res{b}_conv2", y, w[3]);
+            y = g.IdentityInjection($"res{b}_inject2", y, source);
+            x = g.Sum($"res{b}_add", input, y);
+        }
+
+        g.Stage = "decoder";
+        // Level 3 → R/8, 2 → R/4, 1 → R/2, 0 → R. Each: upsample, [narrow skip], conv, identity injection, act, conv-bn-act.
+        var skips = new Dictionary<int, string> { [3] = skip8, [2] = skip4 };
+        for (int level = 3; level >= 0; level--)
+        {
+            int channels = level == 0 ? o.FullResolutionChannels : w[level - 1];
+            var up = g.Upsample($"dec{level}_up", x);
+            if (skips.TryGetValue(level, out var skip)) up = g.Concat($"dec{level}_cat", up, skip);
+            x = g.Conv($"dec{level}a_conv", up, channels);
+            x = g.IdentityInjection($"dec{level}a_inject", x, source);
+            x = g.Act($"dec{level}a_act", x, act, a);
+            x = g.ConvBnAct($"dec{level}b", x, channels, 3, 1, act, a);
         }
         Heads(g, x, separable: false);
         return g.Build();
