@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Imaging;
 using static TorchSharp.torch;
@@ -9,7 +8,7 @@ namespace FaceFusion.Compress.Judging;
 /// The independent identity judge: face-api.js's FaceRecognitionNet (@vladmandic/face-api 1.7.15), a dlib-style
 /// ResNet giving 128-d descriptors from 150×150 faces; two faces are the same person when the Euclidean distance of
 /// their descriptors is below <see cref="SameThreshold"/>. It scores swaps and is never part of a training loss
-/// (training configs that name its files are refused: <see cref="IsJudgeFile"/>).
+/// (training configs and identity networks that name its files are refused: <see cref="JudgeFiles"/>).
 /// Preprocessing is face-api's own: 8-bit RGB as floats 0..255, zero-padded to a square (centred), resized to
 /// 150×150 by TF's asymmetric bilinear rule (<see cref="AsymmetricResize"/>), then (x − <see cref="MeanRgb"/>)/255.
 /// The judge owns its network: dispose the judge to free it. Not thread-safe: one caller at a time.
@@ -20,10 +19,6 @@ public sealed class IdentityJudge : IDisposable
     public const double SameThreshold = 0.6;
     /// <summary>Side of the network's input.</summary>
     public const int InputSize = 150;
-    /// <summary>SHA-256 of <c>face_recognition_model-weights_manifest.json</c> in @vladmandic/face-api 1.7.15.</summary>
-    public const string ManifestSha256 = "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b";
-    /// <summary>SHA-256 of <c>face_recognition_model.bin</c> in @vladmandic/face-api 1.7.15.</summary>
-    public const string WeightsSha256 = "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589";
     /// <summary>Per-channel mean subtracted (R, G, B, on 0..255) before dividing by 255.</summary>
     public static readonly float[] MeanRgb = [122.782f, 117.001f, 104.298f];
     /// <summary>
@@ -52,8 +47,8 @@ public sealed class IdentityJudge : IDisposable
     /// </summary>
     public static IdentityJudge Open(string manifestPath, string weightsPath)
     {
-        Verify(manifestPath, ManifestSha256);
-        Verify(weightsPath, WeightsSha256);
+        Verify(manifestPath, JudgeFiles.ManifestSha256);
+        Verify(weightsPath, JudgeFiles.WeightsSha256);
         if (!string.Equals(Path.GetFullPath(Path.GetDirectoryName(manifestPath)!), Path.GetFullPath(Path.GetDirectoryName(weightsPath)!), StringComparison.Ordinal)
             || Path.GetFileName(weightsPath) != "face_recognition_model.bin")
             throw new ArgumentException($"{weightsPath}: the manifest {manifestPath} reads its shard from its own folder as face_recognition_model.bin");
@@ -75,21 +70,9 @@ public sealed class IdentityJudge : IDisposable
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: identity judge file not found; run `make setup` (or set FFC_CACHE to the asset cache)", path);
-        using var stream = File.OpenRead(path);
-        string actual = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+        string actual = JudgeFiles.Sha256(path);
         if (actual != expected)
             throw new InvalidDataException($"{path}: SHA-256 {actual} is not the judge's {expected} (corrupt or replaced; `make setup` refetches it)");
-    }
-
-    /// <summary>True when <paramref name="path"/> is one of the judge's files (by name or by content hash).</summary>
-    public static bool IsJudgeFile(string path)
-    {
-        string name = Path.GetFileName(path);
-        if (name.StartsWith("face_recognition_model", StringComparison.OrdinalIgnoreCase)) return true;
-        if (!File.Exists(path)) return false;
-        using var stream = File.OpenRead(path);
-        string hash = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
-        return hash == ManifestSha256 || hash == WeightsSha256;
     }
 
     /// <summary>

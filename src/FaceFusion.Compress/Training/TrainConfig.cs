@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
@@ -204,6 +205,11 @@ public sealed class TrainConfig
         Require(Distill.IlluminationReference is "teacher" or "target", $"distill.illumination_reference '{Distill.IlluminationReference}': use teacher or target");
         Require(Distill.RegionWeight >= 0 && Distill.PerceptualRegionWeight >= 0, "distill.region_weight and distill.perceptual_region_weight must be ≥ 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");
+        // The judge scores swaps; a model trained against it would game it as the committed teacher gamed fr_feature.
+        string configDir = Path.GetDirectoryName(Path.GetFullPath(source)) ?? ".";
+        foreach (var (key, value) in new[] { ("identity_embedder", IdentityEmbedder), ("vgg_weights", VggWeights), ("teacher", Teacher) })
+            if (value is not null)
+                Require(!JudgeFiles.IsJudgeFile(value) && !JudgeFiles.IsJudgeFile(Path.Combine(configDir, value)), JudgeFiles.RefusalMessage(key, value));
         if (Qat is { } q)
         {
             Require(q.Calibration >= 1, "qat.calibration must be at least 1");
