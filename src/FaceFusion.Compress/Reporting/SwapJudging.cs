@@ -49,11 +49,13 @@ public sealed record JudgePairSet(string Name, int[] Targets, int[] Sources, int
 {
     public int Count => Targets.Length;
 
-    /// <summary>The first <paramref name="count"/> pairs (the full-frame subset).</summary>
-    public JudgePairSet Take(int count) => this with
+    /// <summary><paramref name="count"/> pairs evenly spaced over the set (the full-frame subset: both directions of held-in pairs).</summary>
+    public JudgePairSet Subset(int count)
     {
-        Targets = Targets.Take(count).ToArray(), Sources = Sources.Take(count).ToArray(), AlternativeSources = AlternativeSources.Take(count).ToArray(),
-    };
+        int n = Math.Min(count, Count);
+        var at = Enumerable.Range(0, n).Select(i => (int)((long)i * Count / n)).ToArray();
+        return this with { Targets = at.Select(i => Targets[i]).ToArray(), Sources = at.Select(i => Sources[i]).ToArray(), AlternativeSources = at.Select(i => AlternativeSources[i]).ToArray() };
+    }
 }
 
 /// <summary>

@@ -43,6 +43,9 @@ public class SwapJudgingTests
             using var diff = batch.Target.sub(batch.SourceImage).abs().mean();
             Assert.True(diff.item<float>() > 0.05, $"targets and sources are nearly the same pixels ({diff.item<float>()})");
             Assert.Equal(pairs.Targets, SwapJudging.HeldInPairs(data, SwapJudging.TrainIdentities(TinyDataset.DistinctPath), 4).Targets); // deterministic
+            // The full-frame subset spans the set, so both directions are in it.
+            var subset = pairs.Subset(2);
+            Assert.Equal(2, subset.Targets.Select(t => data.Records[t].Identity).Distinct().Count());
         }
     }
 
