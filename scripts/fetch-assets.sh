@@ -28,6 +28,9 @@ manifest() {
   for i in 1 2 3 4 5 6; do
     echo "$fa package/demo/sample$i.jpg media/stills/face-api/sample$i.jpg"
   done
+  # The independent identity judge (Judging/IdentityJudge): face-api's FaceRecognitionNet in TF.js manifest format.
+  echo "$fa package/model/face_recognition_model-weights_manifest.json models/faceapi/face_recognition_model-weights_manifest.json"
+  echo "$fa package/model/face_recognition_model.bin models/faceapi/face_recognition_model.bin"
 }
 
 expected_sum() { awk -v p="$1" '$2 == p {print $1}' "$sums"; }

@@ -58,6 +58,10 @@ app.Configure(config =>
             .WithDescription("Prune one model to one target with several importance criteria (Taylor, L1, random): params, MACs, ORT p50, test PSNR; prune_benchmark.csv.");
         bench.AddCommand<BenchmarkSwapCommand>("swap")
             .WithDescription("Per-stage time of ffc swap per frame (detect … paste) on the 1920-px group photos and the bundled videos.");
+        bench.AddCommand<BenchmarkJudgeCommand>("judge")
+            .WithDescription("Verification accuracy of the identity judge (face-api FaceRecognitionNet) at distance < 0.6 on the bundled test faces and still photos.");
+        bench.AddCommand<BenchmarkSwapJudgeCommand>("swap-judge")
+            .WithDescription("Swap metrics that copying the target cannot fake (judge source/target rate, landmark NME, source sensitivity, HF ratio) for ONNX swappers and copy-target, held-in and unseen pairs.");
         bench.AddCommand<BenchmarkLatencyCommand>("latency")
             .WithDescription("Batch-1 latency of several ONNX swappers in interleaved rounds (fair under background load).");
     });

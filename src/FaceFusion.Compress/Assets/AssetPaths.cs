@@ -16,6 +16,10 @@ public sealed class AssetPaths
     public string IdentityEmbedder => Path.Combine(Models, "fr_feature.onnx");
     public string ResNet18 => Path.Combine(Models, "ResNet18.onnx");
     public string ResNetPreprocess => Path.Combine(Models, "ResNetPreprocess.onnx");
+    /// <summary>face-api.js's FaceRecognitionNet (the independent identity judge): TF.js weights manifest.</summary>
+    public string JudgeManifest => Path.Combine(Models, "faceapi", "face_recognition_model-weights_manifest.json");
+    /// <summary>The judge's weights, the binary shard <see cref="JudgeManifest"/> names.</summary>
+    public string JudgeWeights => Path.Combine(Models, "faceapi", "face_recognition_model.bin");
     public string Videos => Path.Combine(Root, "media", "videos");
     public string Stills => Path.Combine(Root, "media", "stills");
 

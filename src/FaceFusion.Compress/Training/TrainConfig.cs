@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
@@ -222,6 +223,11 @@ public sealed class TrainConfig
         Require(PseudoTargetNeighbours > 0 || (LossWeights.CrossReconstruction == 0 && LossWeights.CrossPerceptual == 0),
             "loss_weights.cross_reconstruction and cross_perceptual need pseudo_target_neighbours > 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");
+        // The judge scores swaps; a model trained against it would game it as the committed teacher gamed fr_feature.
+        string configDir = Path.GetDirectoryName(Path.GetFullPath(source)) ?? ".";
+        foreach (var (key, value) in new[] { ("identity_embedder", IdentityEmbedder), ("vgg_weights", VggWeights), ("teacher", Teacher) })
+            if (value is not null)
+                Require(!JudgeFiles.IsJudgeFile(value) && !JudgeFiles.IsJudgeFile(Path.Combine(configDir, value)), JudgeFiles.RefusalMessage(key, value));
         if (Qat is { } q)
         {
             Require(q.Calibration >= 1, "qat.calibration must be at least 1");

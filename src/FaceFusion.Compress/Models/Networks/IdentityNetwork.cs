@@ -27,6 +27,8 @@ public sealed class IdentityNetwork : nn.Module<Tensor, Tensor>
     /// <param name="normalization">ffc ((x − 127)/128, the bundled fr_feature) or insightface ((x − 127.5)/127.5).</param>
     public IdentityNetwork(string onnxPath, string normalization = "ffc") : base("identity")
     {
+        if (Assets.JudgeFiles.IsJudgeFile(onnxPath))
+            throw new ArgumentException($"{onnxPath}: {Assets.JudgeFiles.RefusalMessage("identity embedder", onnxPath)}");
         (_mean, _std) = IdentityEmbedder.Normalization(normalization);
         ModelPath = onnxPath;
         var imported = OnnxImporter.Import(onnxPath, "identity_embedder");
