@@ -486,8 +486,18 @@ public sealed class SwapTrainer
                     target.copy_(quantTensors.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"{path}: no '{name}' (the QAT policy changed since this checkpoint)"));
             foreach (var t in quantTensors.Values) t.Dispose();
         }
-        optG.load_state_dict(Path.Combine(dir, "optimizer_g.bin"));
-        optD.load_state_dict(Path.Combine(dir, "optimizer_d.bin"));
+        // A checkpoint carried between machines in git holds the weights only (the Adam moments are twice the model's
+        // size): the run continues from the weights with fresh moments, and says so in train.log.
+        var optimizerFiles = new[] { "optimizer_g.bin", "optimizer_d.bin" }.Select(f => Path.Combine(dir, f)).ToArray();
+        if (optimizerFiles.All(File.Exists))
+        {
+            optG.load_state_dict(optimizerFiles[0]);
+            optD.load_state_dict(optimizerFiles[1]);
+        }
+        else if (optimizerFiles.Any(File.Exists))
+            throw new InvalidDataException($"{dir}: holds only one of optimizer_g.bin and optimizer_d.bin");
+        else
+            File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} {dir}: no optimizer state (a weights-only checkpoint); Adam moments start fresh\n");
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));
         return doc.RootElement.GetProperty("step").GetInt64();
     }

@@ -118,4 +118,25 @@ public class SwapSupervisionTests
         Assert.True(values[header.IndexOf("loss_cross_reconstruction")] > 0);
         Assert.True(values[header.IndexOf("loss_cross_perceptual")] > 0);
     }
+
+    [Fact]
+    public void WeightsOnlyCheckpoint_Resumes_WithFreshMoments_AndOneOptimizerFileIsRefused()
+    {
+        var output = Path.Combine(TestAssets.TempDir(), "weights-only");
+        TrainConfig Config() => new()
+        {
+            Model = "student", Resolution = 32, Data = TinyDataset.Path, Output = output, Seed = 3, BatchSize = 2,
+            Phases = [new TrainPhase { Resolution = 32, Steps = 3 }], AdversarialStartStep = 1, CheckpointEvery = 2,
+            SampleEvery = 10, EvalPairs = 2, EvalSplit = "train", Threads = 2,
+        };
+        var trainer = new SwapTrainer(Config(), TestAssets.Assets, TestAssets.TempDir());
+        Assert.Equal(2, trainer.Train(resume: false, stopAfter: 2));
+        var checkpoint = trainer.LatestCheckpoint()!;
+        File.Delete(Path.Combine(checkpoint, "optimizer_d.bin"));
+        var e = Assert.Throws<InvalidDataException>(() => new SwapTrainer(Config(), TestAssets.Assets, TestAssets.TempDir()).Train(resume: true));
+        Assert.Contains("only one of optimizer_g.bin and optimizer_d.bin", e.Message);
+        File.Delete(Path.Combine(checkpoint, "optimizer_g.bin"));
+        Assert.Equal(3, new SwapTrainer(Config(), TestAssets.Assets, TestAssets.TempDir()).Train(resume: true));
+        Assert.Contains("no optimizer state (a weights-only checkpoint)", File.ReadAllText(Path.Combine(output, "train.log")));
+    }
 }
