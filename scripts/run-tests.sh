@@ -38,7 +38,26 @@ for attempt in 1 2 3; do
   [ -n "$base_filter" ] && filter="($base_filter)${filter:+&$filter}"
   retry=yes
 done
+# TorchSharp's implicit Scalars (0.107) can be finalized while LibTorch still reads them (a GC mid-call): the failure
+# reads "Expected false to be true" from c10's Scalar::toFloat. A test that failed with exactly that runs once more
+# on its own; any other failure, or that one twice, stays a failure. The count is reported.
+race_retried=0
+race_tests=$(awk '/^[[:space:]]+(Passed|Failed) [A-Za-z_]/ { if (name != "" && race) print name; name = ""; race = 0 }
+  /^[[:space:]]+Failed [A-Za-z_]/ { name = $2; sub(/\(.*/, "", name) }
+  name != "" && /Expected false to be true/ { race = 1 }
+  END { if (name != "" && race) print name }' "$log" | sort -u)
+for t in $race_tests; do
+  echo "== $t failed in TorchSharp's scalar race; running it once more" | tee -a "$log"
+  DOTNET_GCgen0size=0x20000000 dotnet test "$project" -c "$config" --no-build --logger "console;verbosity=normal" --filter "FullyQualifiedName~$t" 2>&1 | tee "$part" | tee -a "$log"
+  if [ "${PIPESTATUS[0]}" -eq 0 ] && grep -qE '^\s+Passed [A-Za-z_]' "$part"; then
+    grep -v -F "$t" "$failed_cases" > "$failed_cases.kept" || true
+    mv "$failed_cases.kept" "$failed_cases"
+    grep -E '^\s+Passed [A-Za-z_]' "$part" | sed -E 's/^\s+Passed //; s/ \[[^]]*\]$//' >> "$passed_cases"
+    race_retried=$((race_retried + 1))
+  fi
+done
+[ -s "$failed_cases" ] || { [ "$race_retried" -gt 0 ] && rc=0; }
 total_passed=$(sort -u "$passed_cases" | wc -l) total_failed=$(sort -u "$failed_cases" | wc -l)
-echo "tests: $total_passed passed, $total_failed failed, $crashes host crashes" | tee -a "$log"
+echo "tests: $total_passed passed, $total_failed failed, $crashes host crashes, $race_retried passed on a rerun after TorchSharp's scalar race" | tee -a "$log"
 # Success: the last run finished cleanly, nothing failed in any run, and something ran.
 [ "$rc" -eq 0 ] && [ "$total_failed" -eq 0 ] && [ "$total_passed" -gt 0 ]

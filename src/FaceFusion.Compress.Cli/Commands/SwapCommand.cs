@@ -1,7 +1,9 @@
 using System.ComponentModel;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
+using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Imaging;
+using FaceFusion.Compress.Judging;
 using FaceFusion.Compress.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -21,8 +23,8 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [Description("Image or video whose face(s) are replaced.")]
         public string? Target { get; init; }
 
-        [CommandOption("--model <SWAPPER.onnx>")]
-        [Description("An ONNX swapper with FaceFusion IO (target, source → output [[, mask]]).")]
+        [CommandOption("--model <SWAPPER>")]
+        [Description("An ONNX swapper with FaceFusion IO (target, source → output [[, mask]]) or a checkpoint folder (exported for the run). Default: " + SwapperDefaults.Folder + ", the teacher that swaps.")]
         public string? Model { get; init; }
 
         [CommandOption("-o|--output <FILE>")]
@@ -77,9 +79,18 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [Description("ONNX Runtime intra-op threads. Default: all cores.")]
         public int Threads { get; init; }
 
+        [CommandOption("--no-judge")]
+        [Description("Skip the independent judge's verdict on the output (whose face it shows).")]
+        public bool NoJudge { get; init; }
+
+        [CommandOption("--judge-frames <N>")]
+        [Description("For a video: how many frames, spread over it, the judge looks at. Default 32.")]
+        public int JudgeFrames { get; init; } = 32;
+
         public override ValidationResult Validate() =>
-            Source is null || Target is null || (Model is null == Compare is null) || Output is null
-                ? ValidationResult.Error("--source, --target, -o|--output and one of --model or --compare are required")
+            Source is null || Target is null || (Model is not null && Compare is not null) || Output is null
+                ? ValidationResult.Error("--source, --target and -o|--output are required, and at most one of --model or --compare")
+            : JudgeFrames < 1 ? ValidationResult.Error($"--judge-frames {JudgeFrames}: at least 1")
             : Compare is not null && Compare.Split(',', StringSplitOptions.RemoveEmptyEntries).Length < 2 ? ValidationResult.Error("--compare needs two or more models, comma separated")
             : Face is not ("largest" or "all" or "reference") ? ValidationResult.Error($"--face '{Face}': use largest, all or reference")
             : Face == "reference" && ReferenceFace is null ? ValidationResult.Error("--face reference needs --reference-face IMAGE")
@@ -102,11 +113,42 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         var assets = AssetPaths.Locate();
         var sourceImage = RgbImage.Load(settings.Source!);
         if (settings.Compare is not null) return Compare(settings, assets, sourceImage, options);
-        using var pipeline = new FaceSwapPipeline(assets, settings.Model!, options);
+        using var model = SwapperDefaults.Resolve(settings.Model);
+        using var pipeline = new FaceSwapPipeline(assets, model.OnnxPath, options);
         if (pipeline.EmbedderMismatch is { } warning) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         var source = pipeline.EmbedSource(sourceImage, settings.Source!);
         if (settings.ReferenceFace is not null) pipeline.SetReference(RgbImage.Load(settings.ReferenceFace), settings.ReferenceFace);
-        return SwapWith(pipeline, settings, source);
+        int rc = SwapWith(pipeline, settings, model.Name, source);
+        if (!settings.NoJudge) JudgeOutput(assets, settings, model.Name, sourceImage);
+        return rc;
+    }
+
+    /// <summary>
+    /// The independent judge's verdict on what was written: a model that returns the target is said to, plainly,
+    /// instead of the output passing for a swap.
+    /// </summary>
+    private static void JudgeOutput(AssetPaths assets, Settings settings, string model, RgbImage sourceImage)
+    {
+        using var judge = new SwapVerdictJudge(assets, new OrtSettings { IntraOpThreads = settings.Threads });
+        var source = judge.DescribeLargestFace(sourceImage) ?? throw new SwapInputException($"{settings.Source}: the judge's detector finds no face");
+        List<SwapVerdict> verdicts;
+        if (VideoReader.IsVideo(settings.Target!))
+            verdicts = judge.JudgeVideo(source, settings.Target!, settings.Output!, settings.JudgeFrames);
+        else
+        {
+            var target = judge.DescribeLargestFace(RgbImage.Load(settings.Target!)) ?? throw new SwapInputException($"{settings.Target}: the judge's detector finds no face");
+            verdicts = judge.Judge(source, target, RgbImage.Load(settings.Output!)) is { } v ? [v] : [];
+        }
+        if (verdicts.Count == 0)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] the judge finds no face in {settings.Output}");
+            return;
+        }
+        int asSource = verdicts.Count(v => v.Person == JudgedPerson.Source), asTarget = verdicts.Count(v => v.Person == JudgedPerson.Target);
+        string what = verdicts.Count == 1 ? "the output" : $"{verdicts.Count} judged frames";
+        AnsiConsole.MarkupLineInterpolated($"judge (face-api recogniser, not used in training): {what}: source's person {asSource}, target's {asTarget}, neither {verdicts.Count - asSource - asTarget}; mean distance to the source {verdicts.Average(v => v.ToSource):0.000}, to the target {verdicts.Average(v => v.ToTarget):0.000} (same person below {IdentityJudge.SameThreshold})");
+        if (asTarget * 2 > verdicts.Count)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {model} did not swap: the judge still sees the target's person in {asTarget} of {verdicts.Count} {(verdicts.Count == 1 ? "output" : "frames")}");
     }
 
     private static int Compare(Settings settings, AssetPaths assets, RgbImage sourceImage, SwapOptions options)
@@ -135,12 +177,12 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         AnsiConsole.Write(table);
     }
 
-    private static int SwapWith(FaceSwapPipeline pipeline, Settings settings, float[] source)
+    private static int SwapWith(FaceSwapPipeline pipeline, Settings settings, string modelName, float[] source)
     {
         var provenance = new Dictionary<string, string>
         {
             ["Software"] = "FaceFusion.Compress ffc swap",
-            ["Comment"] = $"generated by ffc swap with model {Path.GetFileName(settings.Model)} (architecture {pipeline.Swapper.Metadata.GetValueOrDefault("architecture_hash", "unknown")}); synthetic image",
+            ["Comment"] = $"generated by ffc swap with model {modelName} (architecture {pipeline.Swapper.Metadata.GetValueOrDefault("architecture_hash", "unknown")}); synthetic image",
         };
         if (VideoReader.IsVideo(settings.Target!))
         {

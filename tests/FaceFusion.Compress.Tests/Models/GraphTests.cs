@@ -116,7 +116,8 @@ public class GraphTests
                 var graph = SwapperArchitectures.Build(name, resolution);
                 var shapes = ShapeInference.Infer(graph, resolution);
                 var attention = graph.Nodes.Where(n => n.Op == Ops.AttentionFusion).ToList();
-                Assert.NotEmpty(attention);
+                // The students and the first teacher fuse by attention; swap-teacher carries identity by injection alone.
+                if (name != "swap-teacher") Assert.NotEmpty(attention);
                 Assert.All(attention, n => Assert.True(shapes[n.Name].Positions <= 1024, $"{name}@{resolution}: {n.Name} at {shapes[n.Name]}"));
             }
     }
