@@ -9,18 +9,11 @@ namespace FaceFusion.Compress.Tests;
 /// </summary>
 public static class TinyDataset
 {
-    private static readonly Lazy<string> Dir = new(() => Make(distinctNames: false));
-    private static readonly Lazy<string> DistinctDir = new(() => Make(distinctNames: true));
+    private static readonly Lazy<string> Dir = new(Make);
+    /// <summary>Both clips are named `clip.mp4`: the preparer tells them apart by identity (ids and crops `franck-clip-…`, `capman-clip-…`).</summary>
     public static string Path => Dir.Value;
 
-    /// <summary>
-    /// The same faces with the clips named after their identities. In <see cref="Path"/> both clips are `clip.mp4`,
-    /// so the preparer gives both men's faces the same ids and crop files (the second overwrites the first): tests
-    /// that need two different people on screen use this one.
-    /// </summary>
-    public static string DistinctPath => DistinctDir.Value;
-
-    private static string Make(bool distinctNames)
+    private static string Make()
     {
         var root = TestAssets.TempDir();
         var input = System.IO.Path.Combine(root, "input");
@@ -28,7 +21,7 @@ public static class TinyDataset
         {
             var dir = Directory.CreateDirectory(System.IO.Path.Combine(input, identity)).FullName;
             var psi = new ProcessStartInfo("ffmpeg") { RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { "-v", "error", "-y", "-ss", start, "-i", TestAssets.Video(video), "-frames:v", "10", "-an", System.IO.Path.Combine(dir, distinctNames ? identity + ".mp4" : "clip.mp4") })
+            foreach (var a in new[] { "-v", "error", "-y", "-ss", start, "-i", TestAssets.Video(video), "-frames:v", "10", "-an", System.IO.Path.Combine(dir, "clip.mp4") })
                 psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             p.WaitForExit();

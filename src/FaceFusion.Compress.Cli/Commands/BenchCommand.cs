@@ -45,6 +45,10 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         [Description("Evaluation pairs. Default 64.")]
         public int Pairs { get; init; } = 64;
 
+        [CommandOption("--judge-pairs <N>")]
+        [Description("Held-in pairs (both directions) for the swap judge's columns, against a copy-target baseline; the unseen set is capped at the same number. Default 64.")]
+        public int JudgePairs { get; init; } = 64;
+
         [CommandOption("--baseline <FP32.onnx>")]
         [Description("For an INT8 model: the FP32 model to compare latency with (else the FP32 row of the same architecture in bench.csv).")]
         public string? Baseline { get; init; }
@@ -64,6 +68,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         public override ValidationResult Validate() =>
             Split is not ("train" or "val" or "test") ? ValidationResult.Error($"--data '{Split}': use train, val or test")
             : EmbedderNormalization is not ("ffc" or "insightface") ? ValidationResult.Error($"--embedder-normalization '{EmbedderNormalization}': use ffc or insightface")
+            : JudgePairs < 2 ? ValidationResult.Error("--judge-pairs must be at least 2 (one pair per direction)")
             : ValidationResult.Success();
     }
 
@@ -75,7 +80,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         {
             ModelPath = settings.Model, Reference = settings.Reference, Teacher = settings.Teacher, Split = settings.Split,
             DataDir = settings.Dataset ?? Workspace.BundledDataset, Runs = settings.Runs, Pairs = settings.Pairs, Ort = ort, FreshProcessLoadMs = freshLoad,
-            Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization,
+            Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization, JudgePairs = settings.JudgePairs,
         };
         BenchResult result = null!;
         AnsiConsole.Status().AutoRefresh(false).Start("benchmarking", ctx => // rendered on the working thread: see InlineProgress
@@ -87,12 +92,15 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         var rows = BenchReport.Write(dir, result);
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "—";
         var table = new Table().Title($"bench ({rows.Count} rows in {Path.Combine(dir, BenchReport.BenchCsv)}; all columns in bench.md)")
-            .AddColumns("model", "prec", "R", "GMAC", "load ms", "p50 ms", "torch p50", "fps", "parity dB", "PSNR", "SSIM", "id cos", "vs T dB");
+            .AddColumns("model", "prec", "R", "GMAC", "load ms", "p50 ms", "torch p50", "fps", "parity dB", "PSNR", "SSIM", "id cos", "vs T dB", "judge src", "swaps?");
         foreach (var r in rows.GroupBy(r => r.Model).Select(g => g.Last()))
             table.AddRow(r.Model, r.Precision, r.Resolution.ToString(), F(r.Macs / 1e9, "0.000"), F(r.LoadMs, "0.0"), F(r.P50Ms, "0.00"),
                 F(r.TorchP50Ms, "0.00"), F(r.Fps, "0.0"), F(r.ParityPsnrDb, "0.0"), F(r.PsnrDb, "0.00"), F(r.Ssim, "0.000"), F(r.IdCosine, "0.000"),
-                F(r.PsnrVsTeacherDb, "0.00"));
+                F(r.PsnrVsTeacherDb, "0.00"), F(r.JudgeSourceRate, "0.000"), SwapJudgeTable.Cell(r.Swaps));
         AnsiConsole.Write(table);
+        // The judge's verdicts on this model beside copy-target: a model that only copies its target shows here.
+        SwapJudgeTable.Write(result.Judge);
+        foreach (var note in result.JudgeNotes) AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] swap judge, not measured: {note}");
         var slices = new Table().Title($"slices of {result.Row.Model}").AddColumns("slice", "count", "PSNR dB", "SSIM", "id cos");
         foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
         AnsiConsole.Write(slices);

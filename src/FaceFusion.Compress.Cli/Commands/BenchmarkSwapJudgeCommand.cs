@@ -110,16 +110,7 @@ internal sealed class BenchmarkSwapJudgeCommand : Command<BenchmarkSwapJudgeComm
 
     private static void Print(List<SwapJudgeRow> rows, IReadOnlyList<JudgePairSet> sets, FaceSwapData data)
     {
-        static string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "—";
-        foreach (var set in rows.Select(r => r.PairSet).Distinct())
-        {
-            var table = new Table().Title($"{set} pairs").AddColumns("model", "path", "pairs", "judge src rate", "judge tgt rate", "judge src dist", "judge tgt dist", "landmark NME", "src sensitivity", "HF ratio", "swaps?");
-            foreach (var r in rows.Where(r => r.PairSet == set))
-                table.AddRow(r.Model, r.Path, r.Pairs.ToString(), F(r.JudgeSourceRate, "0.000"), F(r.JudgeTargetRate, "0.000"), F(r.JudgeSourceDist, "0.000"),
-                    F(r.JudgeTargetDist, "0.000"), F(r.LandmarkNme, "0.0000"), F(r.SourceSensitivity, "0.00"), F(r.HfRatio, "0.000"),
-                    r.Swaps == "no" ? "[red]does not swap[/]" : r.Swaps);
-            AnsiConsole.Write(table);
-        }
+        SwapJudgeTable.Write(rows);
         AnsiConsole.WriteLine(Describe(sets, data, data.Resolution));
         AnsiConsole.WriteLine($"CPU: {CpuInfo.Describe}");
     }

@@ -169,10 +169,11 @@ public sealed class DatasetPreparer : IDisposable
         int framesTotal = sources.Sum(s => s.IsVideo ? Math.Max(1, SafeFrameCount(s.Path) / options.FrameStep) : 1);
         int framesDone = 0;
 
+        var fileTags = FileTags(sources);
         for (int si = 0; si < sources.Count; si++)
         {
             var source = sources[si];
-            var fileTag = Slug(Path.GetFileNameWithoutExtension(source.Path));
+            var fileTag = fileTags[si];
             try
             {
                 if (source.IsVideo)
@@ -329,10 +330,40 @@ public sealed class DatasetPreparer : IDisposable
     private static string Slug(string text) =>
         new string(text.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray()).Trim('-');
 
+    /// <summary>
+    /// The tag each source's face ids and crop files start with: the file's name without extension, slugged. Where
+    /// two sources share a tag (two identity folders each holding `clip.mp4`), each of them is prefixed with its
+    /// identity (the folder's name for a source without one), so no face overwrites another's crop or shares its id;
+    /// a tag still shared (clip.mp4 and clip.mov of one identity) gets -2, -3, … in source order. Tags that never
+    /// collide stay as they were, so existing datasets keep their ids.
+    /// </summary>
+    public static string[] FileTags(IReadOnlyList<DatasetSource> sources)
+    {
+        var plain = sources.Select(s => Slug(Path.GetFileNameWithoutExtension(s.Path))).ToArray();
+        var shared = plain.Select((t, i) => (t, i)).GroupBy(p => p.t).Where(g => g.Select(p => sources[p.i].Path).Distinct().Count() > 1).Select(g => g.Key).ToHashSet();
+        var tags = plain.Select((t, i) => shared.Contains(t)
+            ? $"{Slug(sources[i].Identity ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(sources[i].Path))) ?? "")}-{t}" : t).ToArray();
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var paths = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < tags.Length; i++)
+        {
+            if (paths.TryGetValue(tags[i], out var first) && first == sources[i].Path) continue; // the same file listed twice keeps its tag
+            int n = seen.GetValueOrDefault(tags[i]) + 1;
+            seen[tags[i]] = n;
+            if (n > 1) tags[i] = $"{tags[i]}-{n}";
+            paths.TryAdd(tags[i], sources[i].Path);
+        }
+        return tags;
+    }
+
     private static string Fingerprint(IReadOnlyList<DatasetSource> sources, PrepareOptions options)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"v{FormatVersion};{string.Join(',', options.CropSizes)};{options.FrameStep};{options.Splits}");
+        // A dataset prepared before colliding file names were told apart is not reused; without collisions nothing changes.
+        var tags = FileTags(sources);
+        if (sources.Where((src, i) => tags[i] != Slug(Path.GetFileNameWithoutExtension(src.Path))).Any())
+            text.Append(";tags=").AppendJoin(',', tags);
         foreach (var s in sources)
         {
             var info = new FileInfo(s.Path);

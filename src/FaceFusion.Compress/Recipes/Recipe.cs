@@ -164,6 +164,7 @@ public static class RecipeSchema
         ["bench"] = new Dictionary<string, Key>
         {
             ["pairs"] = new("int", "64", "evaluation pairs"),
+            ["judge_pairs"] = new("int", "64", "held-in pairs (both directions) for the swap judge's columns, beside a copy-target baseline; the unseen set is capped at the same number"),
             ["split"] = new("string", "test", "evaluation split", ["train", "val", "test"]),
             ["latency_rounds"] = new("int", "20", "interleaved rounds of each repeat of the speed-up timing (one run of each model per round)"),
             ["latency_repeats"] = new("int", "5", "repeats of the speed-up timing, each starting with the next model; the speed-up is the median of their ratios, with their range"),
@@ -372,6 +373,8 @@ public static class RecipeParser
             return $"{value} is impossible (a {(key == "max_drop_db" ? "PSNR" : "identity")} drop budget cannot be negative)";
         if (key is "latency_rounds" or "latency_repeats" && int.TryParse(value, CultureInfo.InvariantCulture, out var count) && count < 1)
             return $"{value} is impossible (at least one {(key == "latency_rounds" ? "round" : "repeat")} is needed to time anything)";
+        if (key == "judge_pairs" && int.TryParse(value, CultureInfo.InvariantCulture, out var judgePairs) && judgePairs < 2)
+            return $"{value} is impossible (held-in pairs go both ways: at least 2)";
         if (key == "attention_kv_pool" && int.TryParse(value, CultureInfo.InvariantCulture, out var pool) && pool < 1)
             return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
         return null;

@@ -61,6 +61,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     private readonly List<(string Label, string Onnx, string? Reference)> _exports = [];
     private readonly List<(string Label, BenchRow Row)> _bench = [];
     private readonly List<ResolutionLatencyRow> _latencyByResolution = [];
+    private readonly List<SwapJudgeRow> _judge = [];   // the bench stage's judge rows: copy-target and the exports, latest per pair set
 
     /// <summary>The plan with estimated params and MACs after each stage; does no work.</summary>
     public List<string> Plan()
@@ -385,7 +386,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         if (runner._bench.Count == 0) throw new InvalidDataException($"{runDir}: no finished bench stage to report on");
         var dir = outputDir ?? Path.Combine(runDir, "report");
         Directory.CreateDirectory(dir);
-        return RunReport.Write(dir, runDir, recipe, runner._bench, runner._latencyByResolution);
+        return RunReport.Write(dir, runDir, recipe, runner._bench, runner._latencyByResolution, runner._judge);
     }
 
     /// <summary>Re-establishes what a finished stage contributes to later ones from its recorded outputs.</summary>
@@ -413,6 +414,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             using var reader = CsvHelper.CsvReader.FromFile(latencyPath);
             _latencyByResolution.Clear();
             _latencyByResolution.AddRange(reader.GetRecords<ResolutionLatencyRow>());
+        }
+        if (stage.Kind == "bench" && record.Outputs.TryGetValue("judge:csv", out var judgePath) && File.Exists(judgePath))
+        {
+            using var reader = CsvHelper.CsvReader.FromFile(judgePath);
+            var models = _exports.Select(e => Path.GetFileNameWithoutExtension(e.Onnx)).Append(SwapJudging.CopyTarget).ToHashSet();
+            _judge.Clear();
+            _judge.AddRange(reader.GetRecords<SwapJudgeRow>().Where(r => models.Contains(r.Model))
+                .GroupBy(r => (r.Model, r.PairSet, r.Path)).Select(g => g.Last()));
         }
         if (stage.Kind == "bench")
             foreach (var (key, path) in record.Outputs.Where(o => o.Key.StartsWith("bench:")))
@@ -691,6 +700,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             case "bench":
             {
                 var teacherOnnx = _exports.FirstOrDefault(e => e.Label == "teacher").Onnx;
+                // Every model is judged beside copy-target on the same pairs: the baseline is measured once, with the first model.
+                IReadOnlyList<SwapJudgeRow>? copyTarget = null;
                 foreach (var (label, onnx, reference) in _exports)
                 {
                     log?.Invoke($"  bench {label}");
@@ -698,10 +709,14 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     {
                         ModelPath = onnx, Reference = reference, Teacher = label == "teacher" ? null : teacherOnnx, DataDir = data,
                         Split = stage.Get("split", Splits.Test), Pairs = stage.GetInt("pairs", 64), Seed = recipe.Seed,
+                        JudgePairs = stage.GetInt("judge_pairs", 64), CopyTargetJudge = copyTarget,
                     }, assets);
+                    copyTarget ??= result.Judge.Where(j => j.Model == SwapJudging.CopyTarget).ToList();
+                    foreach (var note in result.JudgeNotes) log?.Invoke($"  swap judge, not measured: {note}");
                     BenchReport.Write(dir, result);
                 }
                 outputs["bench:csv"] = Path.Combine(dir, BenchReport.BenchCsv);
+                if (File.Exists(Path.Combine(dir, BenchReport.JudgeCsv))) outputs["judge:csv"] = Path.Combine(dir, BenchReport.JudgeCsv);
                 // The bench table times models one after another; the speed-up targets use interleaved rounds instead
                 // (fair under background load), at the recipe's resolution and at any further size asked for.
                 var sizes = stage.GetList("resolutions").Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).Where(v => v != recipe.Resolution)
@@ -719,7 +734,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             }
             case "report":
             {
-                var (md, csv) = RunReport.Write(dir, RunDir, recipe, _bench, _latencyByResolution);
+                var (md, csv) = RunReport.Write(dir, RunDir, recipe, _bench, _latencyByResolution, _judge);
                 outputs["report:md"] = md;
                 outputs["report:csv"] = csv;
                 break;

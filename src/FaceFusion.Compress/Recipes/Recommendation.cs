@@ -33,14 +33,17 @@ public static class Recommendation
     public static List<ReportRow> Read(string csvPath, string run)
     {
         var lines = File.ReadAllLines(csvPath);
-        if (lines.Length == 0 || lines[0] != string.Join(',', RunReport.Columns))
+        // Reports written before the judge's columns were appended have only the legacy ones: both are read.
+        int columns = lines.Length == 0 ? 0 : lines[0] == string.Join(',', RunReport.Columns) ? RunReport.Columns.Length
+            : lines[0] == string.Join(',', RunReport.LegacyColumns) ? RunReport.LegacyColumns.Length : 0;
+        if (columns == 0)
             throw new InvalidDataException($"{csvPath}: not a report.csv (expected the header {string.Join(',', RunReport.Columns)})");
         var rows = new List<ReportRow>();
         for (int i = 1; i < lines.Length; i++)
         {
             if (lines[i].Length == 0) continue;
             var f = lines[i].Split(',');
-            if (f.Length != RunReport.Columns.Length) throw new InvalidDataException($"{csvPath}:{i + 1}: {f.Length} fields, expected {RunReport.Columns.Length}");
+            if (f.Length != columns) throw new InvalidDataException($"{csvPath}:{i + 1}: {f.Length} fields, expected {columns}");
             double D(int k) => double.TryParse(f[k], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
                 : f[k].Length == 0 ? double.NaN : throw new InvalidDataException($"{csvPath}:{i + 1}: '{f[k]}' is not a number ({RunReport.Columns[k]})");
             long L(int k) => long.TryParse(f[k], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v

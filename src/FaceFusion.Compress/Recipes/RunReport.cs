@@ -7,8 +7,15 @@ namespace FaceFusion.Compress.Recipes;
 /// <summary>`report.md` and `report.csv` of a recipe run: the models stage by stage, a Pareto chart, loss curves.</summary>
 public static class RunReport
 {
-    public static readonly string[] Columns =
+    /// <summary>The columns of report.csv before the swap judge's were appended (files written then have only these).</summary>
+    public static readonly string[] LegacyColumns =
         ["stage", "model", "precision", "params", "macs", "file_bytes", "load_ms", "p50_ms", "p95_ms", "psnr_db", "ssim", "psnr_vs_teacher_db", "id_cosine"];
+
+    /// <summary>The judge's held-in columns of bench.csv, appended to report.csv (the unseen set and copy-target are in the report's judge.csv).</summary>
+    public static readonly string[] JudgeColumns =
+        ["judge_pairs", "judge_source_rate", "judge_target_rate", "judge_source_dist", "landmark_nme", "source_sensitivity", "hf_ratio", "swaps"];
+
+    public static readonly string[] Columns = [.. LegacyColumns, .. JudgeColumns];
 
     private static readonly string[] Order = ["teacher", "trained", "pruned", "finetuned", "distilled", "int8-ptq", "int8"];
 
@@ -68,18 +75,35 @@ public static class RunReport
     /// Writes report.md, report.csv and the plots to <paramref name="dir"/>; <paramref name="latencyByResolution"/>
     /// (the bench stage's `resolutions`) adds a latency table and a speed-up target line per further input size.
     /// </summary>
+    /// <param name="judge">The bench stage's judge rows (copy-target and the models, per pair set): a swap-judge table in
+    /// report.md and the report's judge.csv; null or empty leaves them out (report.csv still has the held-in columns).</param>
     public static (string Markdown, string Csv) Write(string dir, string runDir, Recipe recipe, IReadOnlyList<(string Label, BenchRow Row)> unordered,
-        IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null)
+        IReadOnlyList<ResolutionLatencyRow>? latencyByResolution = null, IReadOnlyList<SwapJudgeRow>? judge = null)
     {
         latencyByResolution ??= [];
+        judge ??= [];
         // teacher → pruned → distilled → INT8, then anything else in run order.
         var rows = unordered.OrderBy(r => Array.IndexOf(Order, r.Label.Replace("-fp16", "")) is var i && i >= 0 ? i : Order.Length).ThenBy(r => r.Label.EndsWith("-fp16")).ToList();
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
         var csvPath = Path.Combine(dir, "report.csv");
         File.WriteAllLines(csvPath + ".partial", new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
             r.Label, r.Row.Model, r.Row.Precision, r.Row.Params, r.Row.Macs, r.Row.FileBytes, F(r.Row.LoadMs, "0.###"), F(r.Row.P50Ms, "0.###"),
-            F(r.Row.P95Ms, "0.###"), F(r.Row.PsnrDb, "0.###"), F(r.Row.Ssim, "0.####"), F(r.Row.PsnrVsTeacherDb, "0.###"), F(r.Row.IdCosine, "0.####")))));
+            F(r.Row.P95Ms, "0.###"), F(r.Row.PsnrDb, "0.###"), F(r.Row.Ssim, "0.####"), F(r.Row.PsnrVsTeacherDb, "0.###"), F(r.Row.IdCosine, "0.####"),
+            r.Row.JudgePairs?.ToString(CultureInfo.InvariantCulture) ?? "", F(r.Row.JudgeSourceRate, "0.####"), F(r.Row.JudgeTargetRate, "0.####"),
+            F(r.Row.JudgeSourceDist, "0.####"), F(r.Row.LandmarkNme, "0.#####"), F(r.Row.SourceSensitivity, "0.###"), F(r.Row.HfRatio, "0.####"), r.Row.Swaps ?? ""))));
         File.Move(csvPath + ".partial", csvPath, overwrite: true);
+        // The judge's rows of the models in this report and copy-target, under the same name and columns as the bench's.
+        var labelOf = rows.GroupBy(r => r.Row.Model).ToDictionary(g => g.Key, g => g.First().Label);
+        var judged = judge.Where(j => j.Model == SwapJudging.CopyTarget || labelOf.ContainsKey(j.Model))
+            .OrderBy(j => j.PairSet == SwapJudging.HeldIn ? 0 : 1).ThenBy(j => j.Model == SwapJudging.CopyTarget ? 0 : 1).ToList();
+        var judgePath = Path.Combine(dir, BenchReport.JudgeCsv);
+        File.Delete(judgePath);
+        if (judged.Count > 0)
+        {
+            File.Delete(judgePath + ".partial");
+            CsvAppend.Append(judgePath + ".partial", judged);
+            File.Move(judgePath + ".partial", judgePath);
+        }
 
         // The chart's latency: the interleaved p50 at the recipe's resolution where the bench measured it (sequential
         // p50s drift with whatever else the machine does), else the bench table's.
@@ -137,11 +161,21 @@ public static class RunReport
         }
         md.AppendLine($"Recipe `{recipe.Path}` (hash {recipe.Hash}), resolution {recipe.Resolution}, seed {recipe.Seed}, data `{recipe.Data}`. Quality on the bench split; latency ONNX Runtime CPU, batch 1.");
         md.AppendLine();
-        md.AppendLine("| stage | model | precision | params | GMAC | MB | load ms | p50 ms | p95 ms | PSNR dB | SSIM | PSNR vs teacher dB | id cos |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        md.AppendLine("| stage | model | precision | params | GMAC | MB | load ms | p50 ms | p95 ms | PSNR dB | SSIM | PSNR vs teacher dB | id cos | judge source rate (held-in) | swaps? |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (label, r) in rows)
-            md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} |");
+            md.AppendLine($"| {label} | {r.Model} | {r.Precision} | {r.Params:N0} | {F(r.Macs / 1e9, "0.000")} | {F(r.FileBytes / 1048576.0, "0.00")} | {F(r.LoadMs, "0.0")} | {F(r.P50Ms, "0.00")} | {F(r.P95Ms, "0.00")} | {F(r.PsnrDb, "0.00")} | {F(r.Ssim, "0.000")} | {F(r.PsnrVsTeacherDb, "0.00")} | {F(r.IdCosine, "0.000")} | {F(r.JudgeSourceRate, "0.000")} | {BenchReport.SwapsCell(r.Swaps)} |");
         md.AppendLine();
+        if (judged.Count > 0)
+        {
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Swap judge (face-api.js's FaceRecognitionNet, used in no loss; crop path, the bench split) for every stage beside the copy-target baseline (output := target). A stage is flagged **does not swap** when its judge source rate is within {SwapJudging.SwapMargin} of copy-target's on the same pair set. held_in: the training identities' faces, both directions; unseen: still-photo identities outside train as sources. Rows in `{BenchReport.JudgeCsv}`."));
+            md.AppendLine();
+            md.AppendLine("| stage | model | pair set | pairs | judge source rate | judge target rate | judge source dist | landmark NME | source sensitivity | HF ratio | swaps? |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+            foreach (var j in judged)
+                md.AppendLine($"| {(j.Model == SwapJudging.CopyTarget ? SwapJudging.CopyTarget : labelOf[j.Model])} | {j.Model} | {j.PairSet} | {j.Pairs} | {F(j.JudgeSourceRate, "0.000")} | {F(j.JudgeTargetRate, "0.000")} | {F(j.JudgeSourceDist, "0.000")} | {F(j.LandmarkNme, "0.0000")} | {F(j.SourceSensitivity, "0.00")} | {F(j.HfRatio, "0.000")} | {BenchReport.SwapsCell(j.Swaps)} |");
+            md.AppendLine();
+        }
         foreach (var line in Targets(rows, latencyByResolution, recipe.EffectiveTargets)) md.AppendLine(line);
         if (latencyByResolution.Count > 0)
         {

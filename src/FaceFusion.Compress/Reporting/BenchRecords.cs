@@ -41,6 +41,24 @@ public sealed partial class BenchRow
     [CsvColumn("torch_p50_ms")] public double? TorchP50Ms { get; set; }
     /// <summary>CPU model and vector features (e.g. "AMD EPYC; avx2 fma"): INT8 speed-ups depend on VNNI.</summary>
     [CsvColumn("cpu")] public string Cpu { get; set; } = "";
+    // Issue 21: the independent judge's swap metrics on the held-in pair set, crop path (the unseen set and the
+    // copy-target baseline are in judge.csv beside bench.csv). Optional when read: older bench.csv files lack them.
+    /// <summary>Held-in pairs the judge columns were measured on (both directions together); empty when the dataset has no two training identities with frames in the split.</summary>
+    [CsvColumn("judge_pairs", Optional = true)] public int? JudgePairs { get; set; }
+    /// <summary>Share of cross-identity swaps the judge calls the source's person.</summary>
+    [CsvColumn("judge_source_rate", Optional = true)] public double? JudgeSourceRate { get; set; }
+    /// <summary>Share the judge calls the target's person.</summary>
+    [CsvColumn("judge_target_rate", Optional = true)] public double? JudgeTargetRate { get; set; }
+    /// <summary>Mean judge distance of the output to the source face.</summary>
+    [CsvColumn("judge_source_dist", Optional = true)] public double? JudgeSourceDist { get; set; }
+    /// <summary>Mean 68-point landmark distance, output vs target, over the target's inter-ocular distance.</summary>
+    [CsvColumn("landmark_nme", Optional = true)] public double? LandmarkNme { get; set; }
+    /// <summary>Mean absolute change of the face region (grey levels) when the source is another identity's.</summary>
+    [CsvColumn("source_sensitivity", Optional = true)] public double? SourceSensitivity { get; set; }
+    /// <summary>Laplacian variance of the output's face region over the target's.</summary>
+    [CsvColumn("hf_ratio", Optional = true)] public double? HfRatio { get; set; }
+    /// <summary>yes/no: judge_source_rate more than 0.1 above copy-target's on the same pairs ("does not swap" otherwise); empty without held-in pairs.</summary>
+    [CsvColumn("swaps", Optional = true)] public string? Swaps { get; set; }
 }
 
 /// <summary>One row of `throughput.csv`: images/s when several caller threads share one ONNX Runtime session.</summary>

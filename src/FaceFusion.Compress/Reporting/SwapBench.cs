@@ -3,6 +3,7 @@ using System.Globalization;
 using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Imaging;
+using FaceFusion.Compress.Judging;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
@@ -42,6 +43,17 @@ public sealed record BenchOptions
     public string? Embedder { get; init; }
     /// <summary>Pixel normalisation of <see cref="Embedder"/>: ffc or insightface.</summary>
     public string EmbedderNormalization { get; init; } = "ffc";
+    /// <summary>
+    /// Held-in pairs for the judge's swap metrics (both directions together, as `ffc benchmark swap-judge`); the
+    /// unseen set is capped at the same number. At least 2.
+    /// </summary>
+    public int JudgePairs { get; init; } = 64;
+    /// <summary>
+    /// copy-target rows already measured on the same dataset, split, resolution and <see cref="JudgePairs"/> (a
+    /// recipe's bench passes the first model's to the others); null: measured here. A row whose pair count differs
+    /// is measured again.
+    /// </summary>
+    public IReadOnlyList<SwapJudgeRow>? CopyTargetJudge { get; init; }
 }
 
 /// <summary>Everything one bench run measured.</summary>
@@ -52,6 +64,12 @@ public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, I
 
     /// <summary>Images/s with 1, 2, 4 and 8 caller threads sharing the session.</summary>
     public IReadOnlyList<ThroughputRow> Throughput { get; init; } = [];
+
+    /// <summary>The judge's rows (crop path): copy-target and this model, per pair set the dataset allows, flagged.</summary>
+    public IReadOnlyList<SwapJudgeRow> Judge { get; init; } = [];
+
+    /// <summary>Why a pair set is missing from <see cref="Judge"/> (e.g. no still-photo identities outside train).</summary>
+    public IReadOnlyList<string> JudgeNotes { get; init; } = [];
 }
 
 /// <summary>
@@ -181,6 +199,10 @@ public static class SwapBench
         var name = Path.GetFileNameWithoutExtension(o.ModelPath);
         foreach (var s in slices) s.Model = name;
 
+        status?.Report("swap judge");
+        var (judgeRows, judgeNotes) = JudgeSwaps(name, swapper, data, o, assets);
+        var heldIn = judgeRows.FirstOrDefault(j => j.Model != SwapJudging.CopyTarget && j.PairSet == SwapJudging.HeldIn);
+
         double? torchP50 = null;
         if (reference is not null)
         {
@@ -214,8 +236,42 @@ public static class SwapBench
             GraphOptimization = o.Ort.OptimizationLevel.ToString(), LoadInFreshProcess = o.FreshProcessLoadMs is not null,
             Pairs = targets.Length, Split = o.Split, TimestampUtc = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
             TorchP50Ms = torchP50,
+            JudgePairs = heldIn?.Pairs, JudgeSourceRate = heldIn?.JudgeSourceRate, JudgeTargetRate = heldIn?.JudgeTargetRate,
+            JudgeSourceDist = heldIn?.JudgeSourceDist, LandmarkNme = heldIn?.LandmarkNme, SourceSensitivity = heldIn?.SourceSensitivity,
+            HfRatio = heldIn?.HfRatio, Swaps = heldIn?.Swaps,
         };
-        return new BenchResult(row, slices, latencies) { Throughput = throughput, EmbedderMismatch = mismatch };
+        return new BenchResult(row, slices, latencies) { Throughput = throughput, EmbedderMismatch = mismatch, Judge = judgeRows, JudgeNotes = judgeNotes };
+    }
+
+    /// <summary>
+    /// The issue-21 swap metrics on the crop: the held-in and unseen pair sets of <paramref name="data"/>'s split (a
+    /// set the dataset cannot form is left out with a note), each measured for copy-target (or taken from
+    /// <see cref="BenchOptions.CopyTargetJudge"/>) and for the model, then flagged against copy-target.
+    /// </summary>
+    public static (List<SwapJudgeRow> Rows, List<string> Notes) JudgeSwaps(string model, OrtSwapper swapper, FaceSwapData data, BenchOptions o, AssetPaths assets)
+    {
+        if (o.JudgePairs < 2) throw new ArgumentException($"judge pairs {o.JudgePairs}: need at least 2 (one per direction)");
+        var train = SwapJudging.TrainIdentities(o.DataDir);
+        var sets = new List<JudgePairSet>();
+        var notes = new List<string>();
+        // The two builders throw InvalidDataException only when the dataset cannot form their set: that is a note here, not a failure.
+        try { sets.Add(SwapJudging.HeldInPairs(data, train, o.JudgePairs)); }
+        catch (InvalidDataException e) { notes.Add($"{SwapJudging.HeldIn}: {e.Message}"); }
+        try { sets.Add(SwapJudging.UnseenPairs(data, train).Subset(o.JudgePairs)); }
+        catch (InvalidDataException e) { notes.Add($"{SwapJudging.Unseen}: {e.Message}"); }
+        var rows = new List<SwapJudgeRow>();
+        if (sets.Count == 0) return (rows, notes);
+        using var judge = IdentityJudge.Open(assets);
+        using var landmarks = new LandmarkDetector(assets.Landmarks, o.Ort);
+        foreach (var set in sets)
+        {
+            rows.Add(o.CopyTargetJudge?.FirstOrDefault(r => r.Model == SwapJudging.CopyTarget && r.PairSet == set.Name && r.Path == SwapJudging.CropPath
+                         && r.Pairs == set.Count && r.Split == data.Records[0].Split)
+                     ?? SwapJudging.Measure(SwapJudging.CopyTarget, SwapJudging.CopyTargetSwap, data, set, judge, landmarks));
+            rows.Add(SwapJudging.Measure(model, SwapJudging.OrtSwap(swapper), data, set, judge, landmarks));
+        }
+        SwapJudging.FlagSwaps(rows);
+        return (rows, notes);
     }
 
     /// <summary>

@@ -319,15 +319,30 @@ public static class SwapJudging
     }
 
     /// <summary>The largest face: its arcface_128 crop at <paramref name="size"/> and its 68 landmarks in the image.</summary>
-    private static (RgbImage Crop, (double X, double Y)[] Points) LargestFaceCrop(RgbImage image, FaceDetector detector, LandmarkDetector landmarks, int size, string what)
+    private static (RgbImage Crop, (double X, double Y)[] Points) LargestFaceCrop(RgbImage image, FaceDetector detector, LandmarkDetector landmarks, int size, string what) =>
+        TryLargestFaceCrop(image, detector, landmarks, size) ?? throw new InvalidDataException($"{what}: no face detected");
+
+    /// <summary>
+    /// The largest face detected again in a (swapped) image: its arcface_128 crop at <paramref name="size"/>, as the
+    /// judge reads faces on the full swap path, and its 68 landmarks; null when no face is found.
+    /// </summary>
+    public static (RgbImage Crop, (double X, double Y)[] Points)? TryLargestFaceCrop(RgbImage image, FaceDetector detector, LandmarkDetector landmarks, int size = 256)
     {
         var faces = detector.Detect(image);
-        if (faces.Count == 0) throw new InvalidDataException($"{what}: no face detected");
+        if (faces.Count == 0) return null;
         var face = faces.MaxBy(f => f.Area);
         var points = landmarks.Detect(image, face);
         var toCrop = FaceTemplates.AlignmentTransform(FaceTemplates.FivePointsFrom68(points), FaceTemplates.Arcface128, size);
         return (image.WarpAffine(toCrop, size, size), points);
     }
+
+    /// <summary>
+    /// The judge's verdict on one output from its distances to the source and the target (the rule of
+    /// <see cref="Verdicts"/>): "source", "target", or "neither" (both at or above the threshold).
+    /// </summary>
+    public static string Verdict(double toSource, double toTarget) =>
+        toSource < IdentityJudge.SameThreshold && toSource < toTarget ? "source"
+        : toTarget < IdentityJudge.SameThreshold && toTarget <= toSource ? "target" : "neither";
 
     /// <summary>Decodes the full video frames of the given faces (one pass per video).</summary>
     private static Dictionary<int, RgbImage> TargetFrames(FaceSwapData data, IEnumerable<int> faces, AssetPaths assets)

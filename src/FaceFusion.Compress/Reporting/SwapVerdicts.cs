@@ -16,10 +16,12 @@ public enum JudgedPerson { Source, Target, Neither }
 /// </summary>
 public readonly record struct SwapVerdict(double ToSource, double ToTarget)
 {
-    public JudgedPerson Person =>
-        ToSource < IdentityJudge.SameThreshold && ToSource < ToTarget ? JudgedPerson.Source
-        : ToTarget < IdentityJudge.SameThreshold ? JudgedPerson.Target
-        : JudgedPerson.Neither;
+    public JudgedPerson Person => SwapJudging.Verdict(ToSource, ToTarget) switch
+    {
+        "source" => JudgedPerson.Source,
+        "target" => JudgedPerson.Target,
+        _ => JudgedPerson.Neither,
+    };
 }
 
 /// <summary>
@@ -44,12 +46,8 @@ public sealed class SwapVerdictJudge : IDisposable
     /// <summary>The judge's descriptor of the image's largest face, or null when no face is detected.</summary>
     public float[]? DescribeLargestFace(RgbImage image)
     {
-        var faces = _detector.Detect(image);
-        if (faces.Count == 0) return null;
-        var face = faces.MaxBy(f => f.Area);
-        var points = _landmarks.Detect(image, face);
-        var toCrop = FaceTemplates.AlignmentTransform(FaceTemplates.FivePointsFrom68(points), FaceTemplates.Arcface128, CropSize);
-        using var crops = JudgeVerification.ToCropTensor([image.WarpAffine(toCrop, CropSize, CropSize)]);
+        if (SwapJudging.TryLargestFaceCrop(image, _detector, _landmarks, CropSize) is not { } face) return null;
+        using var crops = JudgeVerification.ToCropTensor([face.Crop]);
         using var descriptor = _judge.DescribeCrops(crops);
         return descriptor.data<float>().ToArray();
     }

@@ -70,6 +70,33 @@ public class DatasetPreparerTests
     }
 
     [Fact]
+    public void TwoIdentityFolders_WithTheSameFileName_GetTheirOwnIdsAndCrops()
+    {
+        var input = TestAssets.TempDir();
+        foreach (var (identity, still) in new[] { ("alice", "franck_02045.jpg"), ("bob", "audrey.jpg") })
+            File.Copy(TestAssets.Still(still), Path.Combine(Directory.CreateDirectory(Path.Combine(input, identity)).FullName, "face.jpg"));
+        var sources = DatasetPreparer.FolderSources(input);
+        Assert.Equal(["alice-face", "bob-face"], DatasetPreparer.FileTags(sources));
+        var output = Path.Combine(TestAssets.TempDir(), "ds");
+        using var preparer = new DatasetPreparer(TestAssets.Assets);
+        preparer.Prepare(sources, output, new PrepareOptions { CropSizes = [64] });
+        var records = FaceManifest.Read(Path.Combine(output, FaceManifest.FileName));
+        Assert.Equal(2, records.Count);
+        Assert.Equal(2, records.Select(r => r.Id).Distinct().Count());
+        Assert.Equal(2, records.Select(r => r.CropFile).Distinct().Count());
+        Assert.All(records, r => Assert.StartsWith(r.Identity + "-", r.Id));
+        // Each crop is its own person's face, not the second overwriting the first.
+        var crops = records.Select(r => RgbImage.Load(Path.Combine(output, r.CropFile))).ToList();
+        double diff = 0;
+        for (int y = 0; y < 64; y++) for (int x = 0; x < 64; x++) diff += Math.Abs(crops[0][x, y, 1] - crops[1][x, y, 1]);
+        Assert.True(diff / 4096 > 10, $"mean difference {diff / 4096} grey levels");
+
+        // Tags that never collide stay the file's name; one identity's clip.mp4 and clip.mov are numbered.
+        Assert.Equal(["one", "two"], DatasetPreparer.FileTags([new("/a/x/one.jpg", "x", false), new("/a/y/two.jpg", "y", false)]));
+        Assert.Equal(["x-clip", "x-clip-2", "y-clip"], DatasetPreparer.FileTags([new("/a/x/clip.mp4", "x", true), new("/a/x/clip.mov", "x", true), new("/a/y/clip.mp4", "y", true)]));
+    }
+
+    [Fact]
     public void FolderWithoutFaces_FailsWithoutWritingADataset()
     {
         var input = TestAssets.TempDir();

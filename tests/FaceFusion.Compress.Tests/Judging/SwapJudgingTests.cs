@@ -11,8 +11,8 @@ public class SwapJudgingTests
 {
     private static (FaceSwapData Data, JudgePairSet Pairs) HeldIn(int count = 4)
     {
-        var data = new FaceSwapData(TinyDataset.DistinctPath, Splits.Val, 64);
-        var pairs = SwapJudging.HeldInPairs(data, SwapJudging.TrainIdentities(TinyDataset.DistinctPath), count);
+        var data = new FaceSwapData(TinyDataset.Path, Splits.Val, 64);
+        var pairs = SwapJudging.HeldInPairs(data, SwapJudging.TrainIdentities(TinyDataset.Path), count);
         return (data, pairs);
     }
 
@@ -42,7 +42,7 @@ public class SwapJudgingTests
             using var batch = data.Pairs(pairs.Targets, pairs.Sources);
             using var diff = batch.Target.sub(batch.SourceImage).abs().mean();
             Assert.True(diff.item<float>() > 0.05, $"targets and sources are nearly the same pixels ({diff.item<float>()})");
-            Assert.Equal(pairs.Targets, SwapJudging.HeldInPairs(data, SwapJudging.TrainIdentities(TinyDataset.DistinctPath), 4).Targets); // deterministic
+            Assert.Equal(pairs.Targets, SwapJudging.HeldInPairs(data, SwapJudging.TrainIdentities(TinyDataset.Path), 4).Targets); // deterministic
             // The full-frame subset spans the set, so both directions are in it.
             var subset = pairs.Subset(2);
             Assert.Equal(2, subset.Targets.Select(t => data.Records[t].Identity).Distinct().Count());
@@ -98,7 +98,7 @@ public class SwapJudgingTests
         using (var detector = new FaceDetector(TestAssets.Assets.Detector))
         using (var landmarks = new LandmarkDetector(TestAssets.Assets.Landmarks))
         {
-            var row = SwapJudging.MeasureFullFrame(SwapJudging.CopyTarget, null, data, pairs, TinyDataset.DistinctPath, TestAssets.Assets, judge, detector, landmarks);
+            var row = SwapJudging.MeasureFullFrame(SwapJudging.CopyTarget, null, data, pairs, TinyDataset.Path, TestAssets.Assets, judge, detector, landmarks);
             Assert.Equal(SwapJudging.FullFramePath, row.Path);
             Assert.Equal(0, row.JudgeSourceRate);
             Assert.Equal(1, row.JudgeTargetRate);

@@ -134,6 +134,46 @@ public class RecipeTests
     }
 
     [Fact]
+    public void Report_HasTheJudgesColumns_ACopyTargetRow_AndFlagsATeacherThatCopiesItsTarget()
+    {
+        var dir = TestAssets.TempDir();
+        var teacher = BenchTests.CopyTargetModel(dir, 64);
+        var path = Path.Combine(dir, "copy-teacher.yaml");
+        File.WriteAllText(path, $"name: copy-teacher\ndata: {TinyDataset.Path}\nresolution: 64\nteacher: {teacher}\nstages:\n  - stage: export\n  - stage: bench\n    pairs: 2\n    judge_pairs: 2\n    split: train\n    latency_rounds: 2\n    latency_repeats: 1\n  - stage: report\n");
+        var root = TestAssets.TempDir();
+        var runner = new RecipeRunner(RecipeParser.Load(path, rootDir: dir), TestAssets.Assets, root);
+        var records = runner.Run();
+        Assert.All(records, r => Assert.Equal("done", r.Status));
+        var reportDir = Path.Combine(runner.RunDir, "03-report");
+        var csv = File.ReadAllLines(Path.Combine(reportDir, "report.csv"));
+        Assert.Equal(string.Join(',', RunReport.Columns), csv[0]);
+        Assert.Equal(RunReport.LegacyColumns, RunReport.Columns.Take(RunReport.LegacyColumns.Length)); // only appended
+        var row = Assert.Single(csv.Skip(1)).Split(',');
+        Assert.Equal("teacher", row[0]);
+        Assert.Equal("2", row[Array.IndexOf(RunReport.Columns, "judge_pairs")]);
+        Assert.Equal("no", row[Array.IndexOf(RunReport.Columns, "swaps")]);
+        Assert.Equal("0", row[Array.IndexOf(RunReport.Columns, "source_sensitivity")]);
+        var md = File.ReadAllText(Path.Combine(reportDir, "report.md"));
+        Assert.Contains("| copy-target | copy-target | held_in | 2 |", md);
+        Assert.Contains("| teacher | copies-its-target | held_in | 2 |", md);
+        Assert.Contains("**does not swap**", md);
+        var judge = File.ReadAllLines(Path.Combine(reportDir, "judge.csv"));
+        Assert.Equal(3, judge.Length); // header, copy-target and the teacher on the held-in set (no stills: no unseen set)
+        // `ffc report` on the finished run restores the judge rows from the bench stage: the same table.
+        var (again, _) = RecipeRunner.Report(runner.RunDir, TestAssets.Assets, root, TestAssets.TempDir());
+        Assert.Contains("| copy-target | copy-target | held_in | 2 |", File.ReadAllText(again));
+        // Recommendation reads the extended report.csv and one written before the judge's columns.
+        Assert.Single(Recommendation.Read(Path.Combine(reportDir, "report.csv"), "r"));
+        var legacy = Path.Combine(TestAssets.TempDir(), "report.csv");
+        File.WriteAllLines(legacy, [string.Join(',', RunReport.LegacyColumns), string.Join(',', row.Take(RunReport.LegacyColumns.Length))]);
+        Assert.Equal("teacher", Assert.Single(Recommendation.Read(legacy, "old")).Stage);
+        // Fewer than one pair per direction is refused at its line, before any work.
+        var bad = Path.Combine(dir, "bad-judge.yaml");
+        File.WriteAllText(bad, $"name: bad\ndata: {TinyDataset.Path}\nstages:\n  - stage: bench\n    judge_pairs: 1\n");
+        Assert.Contains(Assert.Throws<RecipeException>(() => RecipeParser.Load(bad, rootDir: dir)).Errors, x => x.Line == 5 && x.Message.Contains("at least 2"));
+    }
+
+    [Fact]
     public void ParetoFront_KeepsOnlyModelsNoOtherBeatsOnBothAxes()
     {
         var front = RunReport.ParetoFront([
@@ -286,6 +326,7 @@ public class RecipeTests
               - stage: export
               - stage: bench
                 pairs: 2
+                judge_pairs: 4
                 split: train
                 resolutions: [64]
                 latency_rounds: 10
@@ -318,6 +359,12 @@ public class RecipeTests
         Assert.Contains("distilled", stages);
         Assert.Contains("int8", stages);
         Assert.Contains("int8-ptq", stages);
+        // Every stage judged on the same 4 held-in pairs, beside one copy-target measurement reused for all of them.
+        int judgePairs = Array.IndexOf(RunReport.Columns, "judge_pairs");
+        Assert.All(report.Skip(1), l => Assert.Equal("4", l.Split(',')[judgePairs]));
+        var benchJudge = File.ReadAllLines(Path.Combine(runner.RunDir, "06-bench", "judge.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(stages.Count, benchJudge.Count(f => f[0] == "copy-target"));
+        Assert.Single(benchJudge.Where(f => f[0] == "copy-target").Select(f => string.Join(',', f.Skip(4).Take(8))).Distinct());
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "04-qat", "quant_sqnr.csv")));
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
         // Every FP32 and INT8 model re-exported at 64 px and timed there; the report states the 64-px speed-up.

@@ -188,6 +188,31 @@ public class SwapOptionsTests
     }
 
     [Fact]
+    public void Compare_ShowsSourceAndCopyTarget_AndTheJudgeCallsAModelThatCopiesItsTargetTheTarget()
+    {
+        var copies = BenchTests.CopyTargetModel(TestAssets.TempDir(), 64);
+        var source = RgbImage.Load(TestAssets.Still("audrey.jpg"));
+        var target = RgbImage.Load(TestAssets.Still("franck_02045.jpg"));
+        var (sheet, compared) = SwapComparison.Compare(TestAssets.Assets, source, "audrey.jpg", target, "franck_02045.jpg", [copies, Model.Value], new SwapOptions());
+        Assert.Equal([Reporting.SwapJudging.CopyTarget, "copies-its-target.onnx", Path.GetFileName(Model.Value)], compared.Select(m => m.Name));
+        // copy-target is the target's face exactly: distance 0 to it, and audrey is another person.
+        Assert.Equal("target", compared[0].Verdict);
+        Assert.True(compared[0].JudgeTargetDistance < 1e-3, $"{compared[0].JudgeTargetDistance}");
+        Assert.True(compared[0].JudgeSourceDistance > 0.6, $"{compared[0].JudgeSourceDistance}");
+        // A model returning its target crop, pasted back with colour correction: still the target's person.
+        Assert.Equal("target", compared[1].Verdict);
+        Assert.True(compared[1].JudgeTargetDistance < 0.6 && compared[1].JudgeTargetDistance < compared[1].JudgeSourceDistance);
+        Assert.Contains(compared[2].Verdict, new[] { "source", "target", "neither", "no face" });
+        // target | source | copy-target | two models, 320 px high each.
+        Assert.True(sheet.Width >= 5 * 300, $"{sheet.Width}x{sheet.Height}");
+        Assert.Equal("0.45 same", SwapComparison.Same(0.45));
+        Assert.Equal("0.71 diff", SwapComparison.Same(0.71));
+        Assert.Equal("neither", Reporting.SwapJudging.Verdict(0.7, 0.65));
+        Assert.Equal("source", Reporting.SwapJudging.Verdict(0.4, 0.5));
+        Assert.Equal("target", Reporting.SwapJudging.Verdict(0.5, 0.5));
+    }
+
+    [Fact]
     public void ExportedSwapper_FollowsFaceFusionConventions()
     {
         // BRIEF §3: inputs `source` [N,512] and `target` [N,3,R,R], outputs `output` [N,3,R,R] (tanh) and `mask` [N,1,R,R];
