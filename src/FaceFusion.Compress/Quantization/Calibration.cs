@@ -183,56 +183,78 @@ public static class Calibrator
     }
 
     /// <summary>
-    /// Entropy calibration: a 2048-bin histogram of the values (of |x| when they have both signs) and, for each candidate
-    /// clipping threshold t, the KL divergence between the clipped histogram (outliers folded into the last bin) and
-    /// its 8-bit version (255 levels on [0, t] for one-signed values, 128 per side otherwise); the t with the least
-    /// divergence wins. Returns the clipped range.
+    /// Entropy calibration: a 2048-bin histogram of the values (of |x| when they have both signs), then the clipping
+    /// threshold of <see cref="EntropyThresholdBins"/> (255 levels on [0, t] for one-signed values, 128 per side
+    /// otherwise). Returns the clipped range.
     /// </summary>
     public static (double Min, double Max) EntropyRange(IReadOnlyList<float> samples, double min, double max)
     {
         bool oneSided = min >= 0 || max <= 0;
         double absMax = Math.Max(Math.Abs(min), Math.Abs(max));
         if (samples.Count == 0 || !(absMax > 0) || !double.IsFinite(absMax)) return (min, max);
-        const int bins = 2048;
-        int levels = oneSided ? 255 : 128;
-        var hist = new double[bins];
+        var hist = new double[EntropyBins];
         foreach (var x in samples)
         {
-            int b = (int)(Math.Abs(x) / absMax * bins);
-            hist[Math.Clamp(b, 0, bins - 1)]++;
+            int b = (int)(Math.Abs(x) / absMax * EntropyBins);
+            hist[Math.Clamp(b, 0, EntropyBins - 1)]++;
         }
+        int best = EntropyThresholdBins(hist, oneSided ? 255 : 128);
+        double threshold = (double)best / EntropyBins * absMax;
+        return oneSided
+            ? (min >= 0 ? (0, Math.Min(max, threshold)) : (Math.Max(min, -threshold), 0))
+            : (Math.Max(min, -threshold), Math.Min(max, threshold));
+    }
+
+    /// <summary>The histogram size <see cref="EntropyRange"/> uses.</summary>
+    public const int EntropyBins = 2048;
+
+    /// <summary>
+    /// The KL (TensorRT-style) choice of a clipping threshold on a histogram of magnitudes: for each candidate i
+    /// (<paramref name="levels"/> … hist.Length bins kept), the reference p is hist[:i] with the outliers hist[i:]
+    /// folded into its last bin; the candidate q is the unfolded hist[:i] merged into <paramref name="levels"/> groups,
+    /// each group's mass spread evenly over the bins where p is non-empty. Returns the i with the least KL(p‖q).
+    /// q must come from the unfolded histogram: built from p, the first candidate reproduces p exactly (KL = 0) and
+    /// always wins, whatever the data.
+    /// </summary>
+    public static int EntropyThresholdBins(IReadOnlyList<double> hist, int levels)
+    {
+        int bins = hist.Count;
+        if (bins <= levels) return bins;
+        double total = 0;
+        for (int j = 0; j < bins; j++) total += hist[j];
+        if (!(total > 0)) return bins;
         double bestKl = double.PositiveInfinity;
         int best = bins;
         var p = new double[bins];
         var q = new double[bins];
+        double kept = 0;
+        for (int j = 0; j < levels - 1; j++) kept += hist[j];
         for (int i = levels; i <= bins; i++)
         {
-            Array.Copy(hist, p, i);
-            double outliers = 0;
-            for (int j = i; j < bins; j++) outliers += hist[j];
-            p[i - 1] += outliers;
-            // Merge the i bins into `levels` groups, then spread each group's mass evenly over its non-empty bins.
+            kept += hist[i - 1];
+            for (int j = 0; j < i; j++) p[j] = hist[j];
+            p[i - 1] += total - kept;
             Array.Clear(q, 0, i);
             for (int g = 0; g < levels; g++)
             {
                 int start = (int)((long)g * i / levels), end = (int)((long)(g + 1) * i / levels);
                 double mass = 0;
                 int nonEmpty = 0;
-                for (int j = start; j < end; j++) { mass += p[j]; if (p[j] > 0) nonEmpty++; }
-                for (int j = start; j < end; j++) if (p[j] > 0) q[j] = mass / Math.Max(1, nonEmpty);
+                for (int j = start; j < end; j++) { mass += hist[j]; if (p[j] > 0) nonEmpty++; }
+                if (nonEmpty == 0) continue;
+                for (int j = start; j < end; j++) if (p[j] > 0) q[j] = mass / nonEmpty;
             }
-            double sumP = 0, sumQ = 0;
-            for (int j = 0; j < i; j++) { sumP += p[j]; sumQ += q[j]; }
-            if (sumP <= 0 || sumQ <= 0) continue;
+            double sumQ = 0;
+            for (int j = 0; j < i; j++) sumQ += q[j];
+            if (sumQ <= 0) continue;
+            // p sums to the total; a bin where p has mass and q none (a group of outliers only) gets a tiny q,
+            // a large but finite penalty.
             double kl = 0;
             for (int j = 0; j < i; j++)
-                if (p[j] > 0) kl += p[j] / sumP * Math.Log(p[j] / sumP / Math.Max(q[j] / sumQ, 1e-12));
+                if (p[j] > 0) kl += p[j] / total * Math.Log(p[j] / total / Math.Max(q[j] / sumQ, 1e-12));
             if (kl < bestKl) { bestKl = kl; best = i; }
         }
-        double threshold = (double)best / bins * absMax;
-        return oneSided
-            ? (min >= 0 ? (0, Math.Min(max, threshold)) : (Math.Max(min, -threshold), 0))
-            : (Math.Max(min, -threshold), Math.Min(max, threshold));
+        return best;
     }
 }
 

@@ -89,6 +89,66 @@ public class QatTests
         Assert.True(lo2 < -2.5 && lo2 > -20 && hi2 > 2.5 && hi2 < 20, $"({lo2}, {hi2})");
     }
 
+    /// <summary>KL(p‖q) of the KL method for keeping <paramref name="kept"/> bins, written from its definition.</summary>
+    private static double KlOfCandidate(double[] hist, int kept, int levels)
+    {
+        // p: hist[:kept], the outliers hist[kept:] added to its last bin.
+        var p = hist.Take(kept).ToArray();
+        p[kept - 1] += hist.Skip(kept).Sum();
+        // q: the unfolded hist[:kept] merged into `levels` groups (bin j is in group ceil((j+1)·levels/kept) − 1), each
+        // group's mass shared equally by its bins where p is non-empty.
+        int Group(int j) => (int)Math.Ceiling((j + 1) * (double)levels / kept - 1e-9) - 1;
+        var mass = new Dictionary<int, double>();
+        var members = new Dictionary<int, int>();
+        for (int j = 0; j < kept; j++)
+        {
+            mass[Group(j)] = mass.GetValueOrDefault(Group(j)) + hist[j];
+            if (p[j] > 0) members[Group(j)] = members.GetValueOrDefault(Group(j)) + 1;
+        }
+        var q = Enumerable.Range(0, kept).Select(j => p[j] > 0 ? mass[Group(j)] / members[Group(j)] : 0).ToArray();
+        double sp = p.Sum(), sq = q.Sum();
+        return Enumerable.Range(0, kept).Where(j => p[j] > 0).Sum(j => p[j] / sp * Math.Log(p[j] / sp / Math.Max(q[j] / sq, 1e-12)));
+    }
+
+    [Theory]
+    [InlineData(128)]
+    [InlineData(255)]
+    public void EntropyCalibration_ChoosesTheKlOptimum_OnAHistogramWithKnownOutliers(int levels)
+    {
+        // A bulk over the first 600 of 2048 bins (a half-Gaussian, as |activations| look) and a few far outliers.
+        const int bins = Calibrator.EntropyBins;
+        var hist = new double[bins];
+        for (int b = 0; b < 600; b++) hist[b] = Math.Round(2000 * Math.Exp(-Math.Pow(b / 220.0, 2)));
+        hist[1500] = 3;
+        hist[2047] = 2;
+        var kl = Enumerable.Range(levels, bins - levels + 1).ToDictionary(i => i, i => KlOfCandidate(hist, i, levels));
+        int optimum = kl.MinBy(kv => kv.Value).Key;
+        Assert.Equal(optimum, Calibrator.EntropyThresholdBins(hist, levels));
+        // The broken variant (q built from the folded p) always kept exactly `levels` bins, i.e. clipped at 1/16 (1/8) of the max.
+        Assert.NotEqual(levels, optimum);
+        Assert.InRange(optimum, 400, 1499); // keeps the bulk, drops the outliers
+
+        // The same histogram as samples at bin centres, through EntropyRange: the threshold is the optimum's bin edge.
+        const double absMax = 8.0;
+        var samples = new List<float>();
+        for (int b = 0; b < bins; b++)
+            for (int k = 0; k < hist[b]; k++)
+                samples.Add((float)((b + 0.5) / bins * absMax * (levels == 128 && k % 2 == 1 ? -1 : 1)));
+        var (lo, hi) = levels == 128 ? Calibrator.EntropyRange(samples, -absMax, absMax) : Calibrator.EntropyRange(samples, 0, absMax);
+        Assert.Equal((double)optimum / bins * absMax, hi, 9);
+        Assert.Equal(levels == 128 ? -hi : 0, lo, 9);
+    }
+
+    [Fact]
+    public void EntropyCalibration_WithoutOutliers_KeepsTheWholeBulk()
+    {
+        // Uniform values on [0, 5] of a range [0, 10]: the divergence is least once the whole bulk is kept, far above 1/8 of the max.
+        var rng = new Random(4);
+        var samples = Enumerable.Range(0, 50_000).Select(_ => (float)(rng.NextDouble() * 5)).ToList();
+        var (_, hi) = Calibrator.EntropyRange(samples, 0, 10);
+        Assert.InRange(hi, 4.9, 5.2);
+    }
+
     [Theory]
     [InlineData("student", false)]
     [InlineData("student", true)]
