@@ -69,8 +69,8 @@ public sealed class SwapVerdictJudge : IDisposable
         using var input = VideoReader.ReadFrames(inputVideo).GetEnumerator();
         foreach (var (index, frame) in VideoReader.ReadFrames(outputVideo))
         {
-            if (!input.MoveNext()) break;
-            if (index % every != 0 || verdicts.Count >= samples) continue;
+            if (!input.MoveNext() || verdicts.Count >= samples) break;
+            if (index % every != 0) continue;
             if (DescribeLargestFace(input.Current.Frame) is { } target && Judge(source, target, frame) is { } verdict) verdicts.Add(verdict);
         }
         return verdicts;
