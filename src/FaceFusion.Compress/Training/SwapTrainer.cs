@@ -259,7 +259,7 @@ public sealed class SwapTrainer
             var crossCount = cross.sum().clamp_min(1);
             Tensor CrossMean(Tensor perSample) => perSample.mul(cross).sum().div(crossCount);
             // The pseudo target's face in the target's surroundings: the output must keep the target's hair and background.
-            var composite = pseudo.mul(batch.FaceMask).add(batch.Target.mul(batch.FaceMask.neg().add(1)));
+            var composite = PseudoTargetComposite.Compose(pseudo, batch.Target, batch.FaceMask, c.PseudoTargetFeather, c.PseudoTargetColorMatch);
             var quarter = nn.functional.avg_pool2d(fake, 4, 4).sub(nn.functional.avg_pool2d(composite, 4, 4)).abs().mean([1, 2, 3]);
             terms["cross_reconstruction"] = (w.CrossReconstruction, CrossMean(quarter));
             // One perceptual pass for both kinds of pair (it is the step's costliest network): the target is the

@@ -168,6 +168,11 @@ public sealed class TrainConfig
     /// person closest to the target by landmarks (0: off). Used by loss_weights.cross_reconstruction and cross_perceptual.
     /// </summary>
     public int PseudoTargetNeighbours { get; set; }
+    /// <summary>Ramp width of the pseudo-target composite's mask edge, inside the mask, as a fraction of the resolution
+    /// (0: hard edge). See <see cref="PseudoTargetComposite"/>.</summary>
+    public double PseudoTargetFeather { get; set; }
+    /// <summary>Match the pseudo face's per-channel mean and deviation to the target's inside the mask before pasting.</summary>
+    public bool PseudoTargetColorMatch { get; set; }
     /// <summary>Identity loss on randomly jittered, blurred or down-sampled copies of the output (<see cref="IdentityAugmentation"/>), so adversarial pixel patterns do not pay.</summary>
     public bool IdentityAugment { get; set; }
     /// <summary>Faces of the train split used (all when null): small runs and tests.</summary>
@@ -220,6 +225,7 @@ public sealed class TrainConfig
         Require(Distill.IlluminationReference is "teacher" or "target", $"distill.illumination_reference '{Distill.IlluminationReference}': use teacher or target");
         Require(Distill.RegionWeight >= 0 && Distill.PerceptualRegionWeight >= 0, "distill.region_weight and distill.perceptual_region_weight must be ≥ 0");
         Require(PseudoTargetNeighbours is >= 0 and <= 1000, "pseudo_target_neighbours must be in [0, 1000]");
+        Require(PseudoTargetFeather is >= 0 and <= 0.5, "pseudo_target_feather must be in [0, 0.5] (a fraction of the resolution)");
         Require(PseudoTargetNeighbours > 0 || (LossWeights.CrossReconstruction == 0 && LossWeights.CrossPerceptual == 0),
             "loss_weights.cross_reconstruction and cross_perceptual need pseudo_target_neighbours > 0");
         Require(IdentityEmbedderNormalization is "ffc" or "insightface", $"identity_embedder_normalization '{IdentityEmbedderNormalization}': use ffc or insightface");

@@ -13,6 +13,49 @@ namespace FaceFusion.Compress.Tests.Training;
 public class SwapSupervisionTests
 {
     [Fact]
+    public void PseudoTargetComposite_HardPasteIsTheMaskBlend_FeatherRampsInsideTheMask_ColorMatchTakesTheTargetsStatistics()
+    {
+        using var scope = NewDisposeScope();
+        const int size = 32;
+        var gen = new Generator().manual_seed(3);
+        var pseudo = rand([2, 3, size, size], generator: gen).mul(0.6).sub(0.5);
+        var target = rand([2, 3, size, size], generator: gen).mul(0.4).add(0.2);
+        var mask = zeros([2, 1, size, size]);
+        mask[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(8, 24), TensorIndex.Slice(8, 24)] = ones([2, 1, 16, 16]);
+        var outside = mask.neg().add(1).expand(-1, 3, -1, -1).to_type(ScalarType.Bool);
+
+        var hard = PseudoTargetComposite.Compose(pseudo, target, mask, feather: 0, matchColor: false);
+        Assert.True(hard.eq(pseudo.mul(mask).add(target.mul(mask.neg().add(1)))).all().item<bool>());
+
+        // Feathered: never a pixel of the pseudo face's surroundings, the centre is the pseudo face, the mask's first row
+        // inside is still mostly the target, and the step across the edge is split over the ramp.
+        var soft = PseudoTargetComposite.Compose(pseudo, target, mask, feather: 0.125, matchColor: false);
+        Assert.True(soft.masked_select(outside).eq(target.masked_select(outside)).all().item<bool>());
+        var ramp = PseudoTargetComposite.InnerRamp(mask, 0.125);
+        Assert.InRange(ramp[0, 0, 8, 16].item<float>(), 0f, 0.25f);
+        Assert.Equal(1f, ramp[0, 0, 16, 16].item<float>(), 5);
+        var column = ramp[0, 0, TensorIndex.Slice(8, 16), 16];
+        Assert.True(column.diff().ge(0).all().item<bool>() && column.diff().max().item<float>() <= 0.5f + 1e-5f,
+            $"the ramp is not a gradual rise: {string.Join(" ", column.data<float>().ToArray())}");
+        Assert.True(soft[0, TensorIndex.Colon, 16, 16].eq(pseudo[0, TensorIndex.Colon, 16, 16]).all().item<bool>());
+
+        // Color-matched: inside the mask the pasted face has the target's per-channel mean and deviation.
+        var matched = PseudoTargetComposite.Compose(pseudo, target, mask, feather: 0, matchColor: true);
+        var inside = mask.expand(-1, 3, -1, -1).to_type(ScalarType.Bool);
+        for (int b = 0; b < 2; b++)
+            for (int ch = 0; ch < 3; ch++)
+            {
+                var m = inside[b, ch];
+                var got = matched[b, ch].masked_select(m);
+                var want = target[b, ch].masked_select(m);
+                Assert.Equal(want.mean().item<float>(), got.mean().item<float>(), 3);
+                Assert.Equal(want.std(false).item<float>(), got.std(false).item<float>(), 3);
+                Assert.False(got.eq(want).all().item<bool>(), "color matching replaced the face by the target");
+            }
+        Assert.Throws<ArgumentOutOfRangeException>(() => PseudoTargetComposite.Compose(pseudo, target, mask, 0.6, false));
+    }
+
+    [Fact]
     public void PseudoTargets_AreTheSourcePersonsNearestFaces_AndLeaveTheBatchOtherwiseUnchanged()
     {
         using var plain = new FaceSwapData(TinyDataset.Path, Splits.Train, 32);
