@@ -42,6 +42,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
             Output is null ? ValidationResult.Error("-o|--output FILE is required")
             : Method is not ("minmax" or "percentile" or "entropy") ? ValidationResult.Error($"--method '{Method}': use minmax, percentile or entropy")
             : Calibration < 1 ? ValidationResult.Error("--calibration must be at least 1")
+            : ValidateQuantization() is { } error ? ValidationResult.Error(error)
             : ValidationResult.Success();
     }
 
@@ -59,6 +60,10 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var output = Path.GetFullPath(settings.Output!);
         var dir = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(dir);
+        // The floor is checked before the model is written: a broken INT8 file never appears.
+        var sqnr = QuantAnalysis.Sqnr(folded, simulator, data);
+        var sqnrCsv = QuantAnalysis.WriteSqnr(dir, sqnr);
+        QuantAnalysis.RequireSqnrFloor(sqnr, config.MinSqnrDb, settings.Model, sqnrCsv);
         File.WriteAllBytes(output + ".partial", bytes);
         File.Move(output + ".partial", output, overwrite: true);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
@@ -70,8 +75,6 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
             AnsiConsole.MarkupLineInterpolated($"sensitivity mode kept float: {string.Join(", ", simulator.Policy.KeepFloat.Order())} ({csv})");
         }
         double parity = QuantAnalysis.Parity(folded, bytes, data);
-        var sqnr = QuantAnalysis.Sqnr(folded, simulator, data);
-        var sqnrCsv = QuantAnalysis.WriteSqnr(dir, sqnr);
         AnsiConsole.MarkupLineInterpolated($"parity ONNX Runtime INT8 vs TorchSharp fake-quant: {parity:0.0} dB PSNR");
         AnsiConsole.MarkupLineInterpolated($"worst SQNR: {string.Join(", ", sqnr.Take(5).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))} (all in {sqnrCsv})");
         return 0;
@@ -93,12 +96,15 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var bytes = result.Model.ToByteArray();
         var output = Path.GetFullPath(settings.Output!);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+        var sqnrCsv = QuantAnalysis.WriteSqnr(Path.GetDirectoryName(output)!, result.Sqnr);
+        QuantAnalysis.RequireSqnrFloor(result.Sqnr, config.MinSqnrDb, settings.Model, sqnrCsv);
         File.WriteAllBytes(output + ".partial", bytes);
         File.Move(output + ".partial", output, overwrite: true);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {new FileInfo(settings.Model).Length / 1048576.0:0.00} MB before; input '{result.Input}' {result.Size}×{result.Size}, {method} calibration on {settings.Calibration} images)");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels, {kernels.FloatConvs} float convs");
         AnsiConsole.MarkupLineInterpolated($"INT8 vs the FP32 original on held-out faces: {result.ParityDb:0.0} dB PSNR over the output range, mean output cosine {result.OutputCosine:0.0000}");
+        AnsiConsole.MarkupLineInterpolated($"worst SQNR: {string.Join(", ", result.Sqnr.Take(5).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))} (all in {sqnrCsv})");
         return 0;
     }
 }

@@ -69,6 +69,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
         public override ValidationResult Validate() =>
             Steps is < 1 ? ValidationResult.Error("--steps must be at least 1")
             : Calibration is < 1 ? ValidationResult.Error("--calibration must be at least 1")
+            : ValidateQuantization() is { } error ? ValidationResult.Error(error)
             : ValidationResult.Success();
     }
 
@@ -131,12 +132,13 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
             var proto = QuantizationAware.ExportInt8(model, simulator, metadata: new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) });
             var bytes = proto.ToByteArray();
             var onnx = Path.Combine(trainer.OutputDir, "model-int8.onnx");
-            File.WriteAllBytes(onnx + ".partial", bytes);
-            File.Move(onnx + ".partial", onnx, overwrite: true);
             var data = config.Data;
-            double parity = QuantAnalysis.Parity(model, bytes, Workspace.Resolve(data));
             var sqnr = QuantAnalysis.Sqnr(model, simulator, Workspace.Resolve(data));
             var sqnrCsv = QuantAnalysis.WriteSqnr(trainer.OutputDir, sqnr);
+            QuantAnalysis.RequireSqnrFloor(sqnr, q.MinSqnrDb, trainer.ModelDir, sqnrCsv);
+            File.WriteAllBytes(onnx + ".partial", bytes);
+            File.Move(onnx + ".partial", onnx, overwrite: true);
+            double parity = QuantAnalysis.Parity(model, bytes, Workspace.Resolve(data));
             var kernels = PostTrainingQuantizer.InspectKernels(bytes);
             using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(trainer.ModelDir, "metrics.json")));
             AnsiConsole.MarkupLineInterpolated($"wrote {onnx} ({bytes.Length / 1048576.0:0.00} MB); QAT model {trainer.ModelDir}");

@@ -35,6 +35,14 @@ internal abstract class QuantizationSettings : CommandSettings
     [Description("Prepared dataset. Default datasets/bundled.")]
     public string? Dataset { get; init; }
 
+    [CommandOption("--min-sqnr <DB>")]
+    [Description("Refuse to write the INT8 model when any quantized value's SQNR is below DB, naming it. Default 20.")]
+    public double? MinSqnrDb { get; init; }
+
+    /// <summary>Checks the shared options; null when they are valid.</summary>
+    protected string? ValidateQuantization() =>
+        MinSqnrDb is { } floor && !double.IsFinite(floor) ? $"--min-sqnr {floor}: give a finite number of dB" : null;
+
     /// <summary>Applies the options given on the command line to <paramref name="q"/>.</summary>
     public void ApplyTo(QatConfig q)
     {
@@ -44,5 +52,6 @@ internal abstract class QuantizationSettings : CommandSettings
         if (FullRangeWeights) q.FullRangeWeights = true;
         if (SensitivityKeep is { } keep) q.SensitivityKeep = keep;
         if (SensitivityThresholdDb is { } threshold) q.SensitivityThresholdDb = threshold;
+        if (MinSqnrDb is { } floor) q.MinSqnrDb = floor;
     }
 }

@@ -12,7 +12,8 @@ using static TorchSharp.torch;
 namespace FaceFusion.Compress.Quantization;
 
 /// <summary>The INT8 version of a user's ONNX CNN and how close it stays to the FP32 original.</summary>
-public sealed record ImportedQuantization(ModelProto Model, string Input, int Size, double ParityDb, double OutputCosine);
+/// <param name="Sqnr">Every quantized value's SQNR on held-out faces, worst first (<see cref="QuantAnalysis.Sqnr(Models.Graph.GraphModule, QuantSimulator, IEnumerable{Dictionary{string, Tensor}})"/>).</param>
+public sealed record ImportedQuantization(ModelProto Model, string Input, int Size, double ParityDb, double OutputCosine, IReadOnlyList<SqnrRow> Sqnr);
 
 /// <summary>
 /// Post-training INT8 of a user's own FP32 ONNX CNN (the ops <see cref="OnnxImporter"/> reads), as ONNX Runtime's
@@ -48,6 +49,7 @@ public static class ImportedModelQuantizer
         var prepared = QuantizationAware.Prepare(model, config, dataDir, seed, calibrationBatches: Batches(config.Calibration, Splits.Train));
         using var folded = prepared.Model;
         using var simulator = prepared.Simulator;
+        var sqnr = QuantAnalysis.Sqnr(folded, simulator, Batches(32, Splits.Val));
         var proto = QuantizationAware.ExportInt8(folded, simulator,
             $"post-training static QDQ of {Path.GetFileName(onnxPath)}, weights int8 per channel, activations uint8 per tensor, {config.CalibrationMethod} calibration on {config.Calibration} images",
             new Dictionary<string, string> { ["source_model"] = Path.GetFileName(onnxPath) });
@@ -84,7 +86,7 @@ public static class ImportedModelQuantizer
             }
         }
         double parity = 10 * Math.Log10(range * range / Math.Max(squared / Math.Max(1, count), 1e-20));
-        return new ImportedQuantization(proto, input, size, parity, cosine / Math.Max(1, rows));
+        return new ImportedQuantization(proto, input, size, parity, cosine / Math.Max(1, rows), sqnr);
     }
 
     /// <summary>The square spatial size of the model's image input (static in the file).</summary>

@@ -12,6 +12,9 @@ namespace FaceFusion.Compress.Quantization;
 /// <summary>Signal-to-quantization-noise ratio of one quantized value: 10·log10(Σf² / Σ(f − q)²) over the evaluation faces.</summary>
 public sealed record SqnrRow(string Node, string Op, double SqnrDb);
 
+/// <summary>An INT8 model whose quantization noise drowns a value's signal (<see cref="QuantAnalysis.RequireSqnrFloor"/>).</summary>
+public sealed class SqnrFloorException(string message) : Exception(message);
+
 /// <summary>What quantizing one conv alone costs: same-identity PSNR vs truth with only that conv in INT8, its drop from float, and PSNR vs the float output.</summary>
 public sealed record QuantSensitivityRow(string Node, double PsnrDb, double PsnrDropDb, double PsnrVsFloatDb);
 
@@ -41,11 +44,24 @@ public static class QuantAnalysis
         }
     }
 
+    /// <summary>The default floor of <see cref="RequireSqnrFloor"/> (`--min-sqnr`, `qat.min_sqnr_db`).</summary>
+    public const double DefaultMinSqnrDb = 20;
+
     /// <summary>
     /// SQNR of every value <paramref name="simulator"/> quantizes, and of the graph outputs, on same-identity pairs of
     /// <paramref name="split"/>: the model runs once in float and once simulated. Worst first.
     /// </summary>
     public static List<SqnrRow> Sqnr(GraphModule model, QuantSimulator simulator, string dataDir, string split = Splits.Val, int faces = 32, int seed = 1)
+    {
+        using var data = new FaceSwapData(dataDir, split, model.Graph.Resolution);
+        return Sqnr(model, simulator, Batches(data, Faces(data, faces, seed)).Select(b => { using (b.Batch) return b.Feeds.ToDictionary(kv => kv.Key, kv => kv.Value.clone()); }));
+    }
+
+    /// <summary>
+    /// SQNR of every quantized value and graph output over <paramref name="feeds"/> (any model: the feeds name its
+    /// inputs). Each feed's tensors are disposed here once used. Worst first; NaN where the simulation is not finite.
+    /// </summary>
+    public static List<SqnrRow> Sqnr(GraphModule model, QuantSimulator simulator, IEnumerable<Dictionary<string, Tensor>> feeds)
     {
         var previous = model.Quantization;
         model.eval();
@@ -56,22 +72,25 @@ public static class QuantAnalysis
         var noise = new Dictionary<string, double>();
         try
         {
-            using var data = new FaceSwapData(dataDir, split, model.Graph.Resolution);
             using var _ = no_grad();
-            foreach (var (batch, feeds) in Batches(data, Faces(data, faces, seed)))
+            foreach (var feed in feeds)
             {
                 using var scope = NewDisposeScope();
-                using (batch)
+                try
                 {
                     model.Quantization = null;
-                    var reference = model.Run(feeds, taps);
+                    var reference = model.Run(feed, taps);
                     model.Quantization = simulator;
-                    var simulated = model.Run(feeds, taps);
+                    var simulated = model.Run(feed, taps);
                     foreach (var v in taps.Concat(outputs.Keys))
                     {
                         signal[v] = signal.GetValueOrDefault(v) + reference[v].square().sum().item<float>();
                         noise[v] = noise.GetValueOrDefault(v) + reference[v].sub(simulated[v]).square().sum().item<float>();
                     }
+                }
+                finally
+                {
+                    foreach (var t in feed.Values) t.Dispose();
                 }
             }
         }
@@ -80,8 +99,30 @@ public static class QuantAnalysis
             model.Quantization = previous;
         }
         string OpOf(string v) => outputs.TryGetValue(v, out var node) ? $"output ({model.Graph.Node(node).Op})" : model.Graph.Nodes.First(n => n.Name == v).Op;
-        return signal.Keys.Select(v => new SqnrRow(v, OpOf(v), 10 * Math.Log10(Math.Max(signal[v], 1e-20) / Math.Max(noise[v], 1e-20))))
-            .OrderBy(r => r.SqnrDb).ToList();
+        return signal.Keys.Select(v => new SqnrRow(v, OpOf(v), SqnrDb(signal[v], noise[v])))
+            .OrderBy(r => double.IsNaN(r.SqnrDb) ? double.NegativeInfinity : r.SqnrDb).ToList();
+    }
+
+    /// <summary>10·log10(signal/noise); an exact value (no noise) reads 200 dB, a non-finite simulation NaN.</summary>
+    public static double SqnrDb(double signal, double noise) =>
+        !double.IsFinite(signal) || !double.IsFinite(noise) ? double.NaN
+        : noise <= 0 ? 200
+        : Math.Min(200, 10 * Math.Log10(Math.Max(signal, 1e-30) / noise));
+
+    /// <summary>
+    /// Stops with <see cref="SqnrFloorException"/> when any row is below <paramref name="floorDb"/> or not finite, naming
+    /// the worst values: an INT8 model that broken must never be written silently. <paramref name="model"/> names the
+    /// model in the message; <paramref name="csv"/>, when given, is where all rows were written.
+    /// </summary>
+    public static void RequireSqnrFloor(IReadOnlyList<SqnrRow> rows, double floorDb, string model, string? csv = null)
+    {
+        var below = rows.Where(r => !(r.SqnrDb >= floorDb)).ToList();
+        if (below.Count == 0) return;
+        var worst = string.Join(", ", below.Take(5).Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Node} ({r.Op}) {r.SqnrDb:0.0} dB")));
+        throw new SqnrFloorException(string.Create(CultureInfo.InvariantCulture,
+            $"{model}: INT8 SQNR below the {floorDb:0.#} dB floor at {below.Count} of {rows.Count} values, worst {worst}; no INT8 model written. ")
+            + "Keep those convs float (--keep-float, --sensitivity-keep), try another --method, or lower the floor (--min-sqnr)"
+            + (csv is null ? "" : $"; every value's SQNR is in {csv}"));
     }
 
     /// <summary>

@@ -138,6 +138,7 @@ public static class RecipeSchema
             ["sensitivity_keep"] = new("int", "0", "sensitivity mode: keep the k convs whose INT8 costs most val PSNR float"),
             ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
             ["full_range_weights"] = new("bool", "false", "8-bit weights instead of 7-bit (VNNI/ARM targets only)"),
+            ["min_sqnr_db"] = new("double", "20", "stop, naming the value, when any quantized value's SQNR is below this; no INT8 model is written"),
         },
         ["qat"] = new Dictionary<string, Key>
         {
@@ -156,6 +157,7 @@ public static class RecipeSchema
             ["sensitivity_threshold_db"] = new("double", "0", "sensitivity mode: keep float every conv whose drop exceeds this"),
             ["island_weights"] = new("string", "int8", "storage of attention/injection weights (compute stays float)", IslandStorage),
             ["full_range_weights"] = new("bool", "false", "8-bit weights instead of 7-bit (VNNI/ARM targets only)"),
+            ["min_sqnr_db"] = new("double", "20", "stop, naming the value, when any quantized value's SQNR is below this; no INT8 model is written"),
         },
         ["export"] = new Dictionary<string, Key>
         {

@@ -613,6 +613,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 var config = PostTrainingQuantizer.Config(calibration, method, policy, stage.GetInt("sensitivity_keep", 0));
                 config.IslandWeights = stage.Get("island_weights", config.IslandWeights);
                 config.FullRangeWeights = stage.GetBool("full_range_weights", false);
+                config.MinSqnrDb = stage.GetDouble("min_sqnr_db", config.MinSqnrDb);
                 var prepared = PostTrainingQuantizer.Prepare(model, config, data, recipe.Seed);
                 using var folded = prepared.Model;
                 using var simulator = prepared.Simulator;
@@ -622,7 +623,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 QuantizationAware.Save(reference, folded, simulator);
                 if (prepared.Sensitivity is { } rows) QuantAnalysis.WriteSensitivity(dir, rows);
                 var label = recipe.Stages.Any(st => st.Kind == "qat") ? "int8-ptq" : "int8";
-                outputs[$"onnx:{label}"] = WriteInt8(Path.Combine(dir, $"{label}.onnx"), proto, folded, simulator, data, log);
+                outputs[$"onnx:{label}"] = WriteInt8(Path.Combine(dir, $"{label}.onnx"), proto, folded, simulator, data, config.MinSqnrDb, $"{recipe.Path}: ptq stage", log);
                 outputs[$"reference:{label}"] = reference;
                 break;
             }
@@ -651,6 +652,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 q.KeepFloat.AddRange(stage.GetList("keep_float"));
                 q.SensitivityKeep = stage.GetInt("sensitivity_keep", q.SensitivityKeep);
                 q.SensitivityThresholdDb = stage.GetDouble("sensitivity_threshold_db", q.SensitivityThresholdDb);
+                q.MinSqnrDb = stage.GetDouble("min_sqnr_db", q.MinSqnrDb);
                 config.Qat = q;
                 config.Validate($"{recipe.Path}: qat stage");
                 var trainer = new SwapTrainer(config, assets, root);
@@ -660,7 +662,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 using (simulator)
                 {
                     var proto = QuantizationAware.ExportInt8(model, simulator, metadata: new Dictionary<string, string> { ["recipe"] = recipe.Name, ["source_checkpoint"] = source });
-                    outputs["onnx:int8"] = WriteInt8(Path.Combine(dir, "int8.onnx"), proto, model, simulator, data, log);
+                    outputs["onnx:int8"] = WriteInt8(Path.Combine(dir, "int8.onnx"), proto, model, simulator, data, q.MinSqnrDb, $"{recipe.Path}: qat stage", log);
                     var (floatPsnr, int8Psnr) = QuantAnalysis.FloatVsInt8(model, data);
                     log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                         $"  same QAT weights on val: float {floatPsnr:0.00} dB, INT8 (simulated) {int8Psnr:0.00} dB, drop {floatPsnr - int8Psnr:0.00} dB"));
@@ -743,19 +745,23 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         return outputs;
     }
 
-    /// <summary>Writes an INT8 model, then logs ONNX Runtime's integer kernels, parity with the simulation and the worst SQNR (`quant_sqnr.csv`).</summary>
-    private static string WriteInt8(string path, Onnx.ModelProto proto, GraphModule model, QuantSimulator simulator, string data, Action<string>? log)
+    /// <summary>
+    /// Measures every quantized value's SQNR (`quant_sqnr.csv`) and stops below <paramref name="minSqnrDb"/>; then writes
+    /// the INT8 model and logs ONNX Runtime's integer kernels and parity with the simulation.
+    /// </summary>
+    private static string WriteInt8(string path, Onnx.ModelProto proto, GraphModule model, QuantSimulator simulator, string data, double minSqnrDb, string what, Action<string>? log)
     {
         var dir = Path.GetDirectoryName(path)!;
+        var sqnr = QuantAnalysis.Sqnr(model, simulator, data);
+        var csv = QuantAnalysis.WriteSqnr(dir, sqnr);
+        log?.Invoke($"  worst SQNR: {string.Join(", ", sqnr.Take(3).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))}");
+        QuantAnalysis.RequireSqnrFloor(sqnr, minSqnrDb, what, csv);
         var bytes = proto.ToByteArray();
         File.WriteAllBytes(path + ".partial", bytes);
         File.Move(path + ".partial", path, overwrite: true);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
         log?.Invoke($"  parity ONNX Runtime INT8 vs TorchSharp fake-quant: {QuantAnalysis.Parity(model, bytes, data):0.0} dB");
-        var sqnr = QuantAnalysis.Sqnr(model, simulator, data);
-        QuantAnalysis.WriteSqnr(dir, sqnr);
-        log?.Invoke($"  worst SQNR: {string.Join(", ", sqnr.Take(3).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))}");
         return path;
     }
 

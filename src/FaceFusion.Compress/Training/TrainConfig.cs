@@ -108,6 +108,9 @@ public sealed class QatConfig
     public double SensitivityThresholdDb { get; set; }
     /// <summary>`val` faces per sensitivity measurement.</summary>
     public int SensitivityFaces { get; set; } = 32;
+    /// <summary>The lowest SQNR (dB) any quantized value or output may have; below it no INT8 model is written
+    /// (<see cref="Quantization.QuantAnalysis.RequireSqnrFloor"/>).</summary>
+    public double MinSqnrDb { get; set; } = Quantization.QuantAnalysis.DefaultMinSqnrDb;
 }
 
 /// <summary>A training configuration (`ffc train --config FILE`), YAML with snake_case keys.</summary>
@@ -241,6 +244,7 @@ public sealed class TrainConfig
             Require(q.Observer is "moving_average" or "minmax", $"qat.observer '{q.Observer}': use moving_average or minmax");
             Require(q.FreezeObserversAfter >= 0, "qat.freeze_observers_after must be ≥ 0");
             Require(q.IslandWeights is "int8" or "fp16" or "fp32", $"qat.island_weights '{q.IslandWeights}': use int8, fp16 or fp32");
+            Require(double.IsFinite(q.MinSqnrDb), $"qat.min_sqnr_db {q.MinSqnrDb}: give a finite number of dB");
         }
     }
 }
