@@ -108,6 +108,8 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         foreach (var t in result.Throughput) serving.AddRow(t.Callers.ToString(), t.Requests.ToString(), $"{t.ImagesPerS:0.0}", $"{t.P50Ms:0.00}");
         AnsiConsole.Write(serving);
         AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(dir, BenchReport.BenchMarkdown)}");
+        if (result.Precision is { MetadataDisagrees: true } p)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {settings.Model}: its metadata says precision '{p.MetadataPrecision}', its graph is {p.Precision} ({p.Evidence}); bench.csv records {p.Precision}");
         if (result.Row.Precision == "int8")
         {
             // INT8 exists to be faster: say so loudly when it is not.

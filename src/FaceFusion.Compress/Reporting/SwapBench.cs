@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Export;
 using System.Diagnostics;
 using System.Globalization;
 using FaceFusion.Compress.Assets;
@@ -61,6 +62,9 @@ public sealed record BenchResult(BenchRow Row, IReadOnlyList<SliceRow> Slices, I
 {
     /// <summary>Set when the model's `embedder` metadata names another embedder than the one identity was measured with.</summary>
     public string? EmbedderMismatch { get; init; }
+
+    /// <summary>The precision read from the graph (the row's `precision`) and the evidence; metadata is a hint only.</summary>
+    public DetectedPrecision? Precision { get; init; }
 
     /// <summary>Images/s with 1, 2, 4 and 8 caller threads sharing the session.</summary>
     public IReadOnlyList<ThroughputRow> Throughput { get; init; } = [];
@@ -132,6 +136,8 @@ public static class SwapBench
         using var swapper = new OrtSwapper(o.ModelPath, o.Ort);
         int r = swapper.Resolution;
         var meta = swapper.Metadata;
+        // From the graph: other quantizers copy the FP32 file's `precision` metadata into their INT8 file.
+        var precision = OnnxPrecision.Detect(o.ModelPath);
         long parameters = meta.TryGetValue("params", out var ps) ? long.Parse(ps, CultureInfo.InvariantCulture) : 0;
         long macs = meta.TryGetValue("macs", out var ms) ? long.Parse(ms, CultureInfo.InvariantCulture) : 0;
         if (o.Reference is not null && (parameters == 0 || macs == 0))
@@ -226,7 +232,7 @@ public static class SwapBench
         using var process = Process.GetCurrentProcess();
         var row = new BenchRow
         {
-            Model = name, Precision = meta.GetValueOrDefault("precision", "fp32"), Resolution = r, Params = parameters, Macs = macs,
+            Model = name, Precision = precision.Precision, Resolution = r, Params = parameters, Macs = macs,
             FileBytes = file.Length, LoadMs = loadMs, P50Ms = p50, P90Ms = Percentile(latencies, 90), P95Ms = Percentile(latencies, 95),
             P99Ms = Percentile(latencies, 99), Fps = 1000.0 / p50, Batch8Fps = batch8Fps,
             ParityPsnrDb = quality.ParityPsnr, MaxAbsErr = quality.MaxAbsErr, PsnrDb = quality.Psnr, Ssim = quality.Ssim,
@@ -240,7 +246,7 @@ public static class SwapBench
             JudgeSourceDist = heldIn?.JudgeSourceDist, LandmarkNme = heldIn?.LandmarkNme, SourceSensitivity = heldIn?.SourceSensitivity,
             HfRatio = heldIn?.HfRatio, Swaps = heldIn?.Swaps,
         };
-        return new BenchResult(row, slices, latencies) { Throughput = throughput, EmbedderMismatch = mismatch, Judge = judgeRows, JudgeNotes = judgeNotes };
+        return new BenchResult(row, slices, latencies) { Throughput = throughput, EmbedderMismatch = mismatch, Judge = judgeRows, JudgeNotes = judgeNotes, Precision = precision };
     }
 
     /// <summary>
