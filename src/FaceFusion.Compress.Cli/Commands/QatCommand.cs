@@ -150,7 +150,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
             var (floatPsnr, int8Psnr) = QuantAnalysis.FloatVsInt8(model, Workspace.Resolve(data), config.EvalSplit);
             var sameWeights = Path.Combine(trainer.OutputDir, "model-fp32.onnx");
             model.Quantization = null;
-            OnnxExporter.ExportToFile(model, sameWeights, new ExportOptions { Metadata = new Dictionary<string, string> { ["source_checkpoint"] = trainer.ModelDir } });
+            OnnxExporter.ExportToFile(model, sameWeights, new ExportOptions { MergeSiblingConvs = true, Metadata = new Dictionary<string, string> { ["source_checkpoint"] = trainer.ModelDir } });
             model.Quantization = simulator;
             double drop = floatPsnr - int8Psnr;
             AnsiConsole.MarkupLineInterpolated($"same weights on {config.EvalSplit}: float {floatPsnr:0.00} dB, INT8 (simulated) {int8Psnr:0.00} dB, drop {drop:0.00} dB {(drop <= 0.3 ? "(≤ 0.3 dB)" : "(above 0.3 dB)")}; float export {sameWeights} (ffc bench MODEL-int8 --baseline it)");

@@ -26,8 +26,14 @@ public sealed record ExportOptions
     /// followed by a Split (exact: the output channels are concatenated). The swappers' 3-channel image head and
     /// 1-channel mask head are such a pair: ONNX Runtime's CPU convs with so few output channels are bound by reading
     /// the input, which the merged conv does once.
+    /// Null (the default) merges in INT8 exports only. A float file is what other tools quantize, and a per-tensor
+    /// quantizer would give the merged output one scale, set by the mask logits' far wider range (ONNX Runtime's
+    /// quantizer loses 5.2 dB on the teacher that way); the toolkit's own INT8 export merges only convs it keeps float.
     /// </summary>
-    public bool MergeSiblingConvs { get; init; } = true;
+    public bool? MergeSiblingConvs { get; init; }
+
+    /// <summary>Whether sibling convs are merged: <see cref="MergeSiblingConvs"/>, else only for INT8.</summary>
+    public bool MergesSiblingConvs => MergeSiblingConvs ?? Precision == ExportPrecision.Int8;
     /// <summary>INT8 only: which nodes are quantized and the calibrated UINT8 parameters of each quantized value.</summary>
     public FaceFusion.Compress.Quantization.QuantPolicy? Policy { get; init; }
     public IReadOnlyDictionary<string, FaceFusion.Compress.Quantization.QuantParams>? ActivationParams { get; init; }
@@ -143,6 +149,7 @@ public sealed class OnnxExporter
             ["architecture_hash"] = _graph.ArchitectureHash(),
             ["architecture"] = _graph.Name,
             ["precision"] = _options.Precision.ToString().ToLowerInvariant(),
+            ["sibling_convs"] = _options.MergesSiblingConvs ? "merged" : "separate",
             ["resolution"] = resolution.ToString(),
             ["params"] = ModelSummary.Of(_graph, resolution).Params.ToString(),
             ["macs"] = ModelSummary.Of(_graph, resolution).Macs.ToString(),
@@ -178,7 +185,7 @@ public sealed class OnnxExporter
     private Dictionary<string, List<GraphNode>> SiblingConvs()
     {
         var result = new Dictionary<string, List<GraphNode>>();
-        if (!_options.MergeSiblingConvs) return result;
+        if (!_options.MergesSiblingConvs) return result;
         var candidates = _graph.Nodes.Where(n => n.Op == Ops.Conv && !n.Depthwise && n.Groups == 1 && !_quantizedConvs.Contains(n.Name)
             && _graph.Outputs.All(o => o.Node != n.Name));
         foreach (var group in candidates.GroupBy(n => (n.Inputs[0], n.Kernel, n.Stride, n.Padding)).Where(g => g.Count() > 1))

@@ -48,7 +48,7 @@ public static class SwapperDefaults
             var onnx = Path.Combine(exportFolder, Path.GetFileName(Path.TrimEndingDirectorySeparator(model)) + ".onnx");
             using var module = Checkpoint.Load(model);
             module.eval();
-            OnnxExporter.ExportToFile(module, onnx, new ExportOptions { Metadata = new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(model) } });
+            OnnxExporter.ExportToFile(module, onnx, new ExportOptions { MergeSiblingConvs = true, Metadata = new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(model) } });
             return new ResolvedSwapper(onnx, Path.GetFileName(Path.TrimEndingDirectorySeparator(model)), exportFolder);
         }
         catch

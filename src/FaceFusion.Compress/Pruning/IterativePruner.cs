@@ -356,7 +356,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     public static double LatencyMs(GraphModule model, int runs = 30)
     {
         model.eval();
-        using var swapper = new OrtSwapper(OnnxExporter.Export(model).ToByteArray(), model.Graph.Name);
+        using var swapper = new OrtSwapper(OnnxExporter.Export(model, new ExportOptions { MergeSiblingConvs = true }).ToByteArray(), model.Graph.Name);
         return SwapBench.P50Ms(swapper, runs);
     }
 

@@ -162,6 +162,7 @@ public static class RecipeSchema
         ["export"] = new Dictionary<string, Key>
         {
             ["fp16"] = new("bool", "false", "also export FP16 (for GPU execution providers)"),
+            ["merge_heads"] = new("bool", "false", "image and mask heads as one Conv + Split (a little faster; a per-tensor quantizer then gives both one scale)"),
         },
         ["bench"] = new Dictionary<string, Key>
         {

@@ -124,8 +124,15 @@ public class ExportParityTests
     {
         // The swappers' image and mask heads read the same value: merged they are one Conv and a Split.
         using var model = Prepared(SwapperArchitectures.Teacher(32));
-        var merged = OnnxExporter.Export(model);
+        var merged = OnnxExporter.Export(model, new ExportOptions { MergeSiblingConvs = true });
         var separate = OnnxExporter.Export(model, new ExportOptions { MergeSiblingConvs = false });
+        // A float file is what other tools quantize: separate heads unless asked (one per-tensor scale for both would be
+        // set by the mask logits' range); the metadata says which form the file has.
+        var byDefault = OnnxExporter.Export(model);
+        Assert.DoesNotContain(byDefault.Graph.Node, n => n.OpType == "Split");
+        Assert.DoesNotContain(OnnxExporter.Export(model, new ExportOptions { Precision = ExportPrecision.Fp16 }).Graph.Node, n => n.OpType == "Split");
+        Assert.Equal("separate", byDefault.MetadataProps.Single(p => p.Key == "sibling_convs").Value);
+        Assert.Equal("merged", merged.MetadataProps.Single(p => p.Key == "sibling_convs").Value);
         Assert.Single(merged.Graph.Node, n => n.OpType == "Split");
         Assert.DoesNotContain(separate.Graph.Node, n => n.OpType == "Split");
         Assert.Equal(separate.Graph.Node.Count(n => n.OpType == "Conv") - 1, merged.Graph.Node.Count(n => n.OpType == "Conv"));
@@ -146,7 +153,7 @@ public class ExportParityTests
         g.Output("pointwise", pointwise);
         using var custom = Prepared(g.Build(), 6, () => new Dictionary<string, Tensor> { ["target"] = randn(4, 3, 16, 16).mul(2).add(0.5) });
         var image = new Dictionary<string, Tensor> { ["target"] = randn(2, 3, 16, 16, generator: new Generator(2)) };
-        var proto = OnnxExporter.Export(custom);
+        var proto = OnnxExporter.Export(custom, new ExportOptions { MergeSiblingConvs = true });
         Assert.Single(proto.Graph.Node, n => n.OpType == "Split"); // the 1×1 conv has another geometry: not merged
         Dictionary<string, Tensor> expected;
         using (no_grad()) expected = custom.call(image);
