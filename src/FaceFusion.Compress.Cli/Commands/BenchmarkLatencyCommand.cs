@@ -8,15 +8,15 @@ using Spectre.Console.Cli;
 namespace FaceFusion.Compress.Cli.Commands;
 
 /// <summary>
-/// Batch-1 latency of several swappers measured in interleaved rounds, so background load affects them alike:
-/// the fair way to compare FP32 with INT8 or a pruned model with its original.
+/// Batch-1 latency of one or more ONNX models (swappers, recognisers, detectors, …) measured in interleaved rounds,
+/// so background load affects them alike: the fair way to compare FP32 with INT8 or a pruned model with its original.
 /// </summary>
 internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
         [CommandArgument(0, "<MODELS>")]
-        [Description("Two or more swapper ONNX files (same resolution).")]
+        [Description("One or more ONNX files: swappers (same resolution) or any other model (inputs made up or given with --input).")]
         public string[] Models { get; init; } = [];
 
         [CommandOption("--rounds <N>")]
@@ -35,6 +35,14 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         [Description("Also print each model's N most expensive nodes of ONNX Runtime's optimised graph (profiler on, separate runs).")]
         public int NodeProfile { get; init; }
 
+        [CommandOption("--shape <NAME=DIMS>")]
+        [Description("Dimensions of an input with symbolic dimensions, e.g. input=1x3x112x112 (repeatable). Default: batch 1, the file's static sizes.")]
+        public string[] Shapes { get; init; } = [];
+
+        [CommandOption("--input <NAME=FILE>")]
+        [Description("A float32 input read from FILE (.npy, or raw little-endian .f32) instead of made-up values (repeatable). Made up: uniform in [[−1, 1]], a swapper's source unit-normalised.")]
+        public string[] Inputs { get; init; } = [];
+
         [CommandOption("--threads <N>")]
         [Description("Intra-op threads. Default: all cores.")]
         public int Threads { get; init; }
@@ -44,7 +52,15 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
     {
         var ort = new OrtSettings { IntraOpThreads = settings.Threads, AllowSpinning = false };
         if (settings.Repeats < 1) throw new ArgumentException("--repeats must be at least 1");
-        var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads, settings.Repeats);
+        if (settings.Rounds < 1) throw new ArgumentException("--rounds must be at least 1");
+        if (settings.Models.Length == 0) throw new ArgumentException("give at least one ONNX model");
+        var shapes = settings.Shapes.Select(OrtTimedModel.ParseShape).ToDictionary(s => s.Name, s => s.Dims);
+        var files = settings.Inputs.Select(text => text.Split('=', 2) is [{ Length: > 0 } name, { Length: > 0 } file] ? (name, file)
+            : throw new ArgumentException($"--input '{text}': use NAME=FILE (a .npy or raw float32 file)")).ToDictionary(x => x.name, x => x.file);
+        foreach (var name in shapes.Keys.Concat(files.Keys))
+            if (!settings.Models.Any(m => { using var s = OrtSessions.Open(m); return s.InputMetadata.ContainsKey(name); }))
+                throw new ArgumentException($"--shape/--input name '{name}': none of the models has an input of that name");
+        var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads, settings.Repeats, shapes, files);
         double reference = times[0].P50Ms;
         var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds{(settings.Repeats > 1 ? $" × {settings.Repeats} repeats" : "")}, {ort.EffectiveThreads} threads")
             .AddColumns("model", "p50 ms", "p90 ms", "vs first");

@@ -19,48 +19,54 @@ public sealed record InterleavedTime(string ModelPath, double P50Ms, double P90M
 }
 
 /// <summary>
-/// Batch-1 latency of several swappers measured in interleaved rounds (one run of each model per round), so
+/// Batch-1 latency of several ONNX models measured in interleaved rounds (one run of each model per round), so
 /// background load hits them alike: the fair way to compare FP32 with INT8, or an original with a pruned model.
+/// Any model runs (<see cref="OrtTimedModel"/>: given or made-up inputs); swappers must share one resolution.
 /// </summary>
 public static class InterleavedLatency
 {
     /// <summary>
-    /// Loads every model (same resolution required), warms each up, then times <paramref name="rounds"/> rounds.
+    /// Loads every model, warms each up, then times <paramref name="rounds"/> rounds.
     /// ONNX Runtime's thread spinning is turned off so one session's idle threads do not steal the running one's cores.
     /// With <paramref name="repeats"/> &gt; 1 the rounds are repeated, each repeat starting with the next model (so
     /// no model always follows the same one); p50/p90 pool every run, <see cref="InterleavedTime.RepeatP50Ms"/> keeps each
-    /// repeat's p50 so that a ratio can be given with its spread.
+    /// repeat's p50 so that a ratio can be given with its spread. <paramref name="shapes"/> and <paramref name="files"/>
+    /// give inputs by name (see <see cref="OrtTimedModel"/>); they apply to every model that has that input.
     /// </summary>
-    public static List<InterleavedTime> Measure(IReadOnlyList<string> modelPaths, int rounds = 60, int threads = 0, int repeats = 1)
+    public static List<InterleavedTime> Measure(IReadOnlyList<string> modelPaths, int rounds = 60, int threads = 0, int repeats = 1,
+        IReadOnlyDictionary<string, int[]>? shapes = null, IReadOnlyDictionary<string, string>? files = null)
     {
         if (repeats < 1) throw new ArgumentException("repeats must be at least 1");
+        if (rounds < 1) throw new ArgumentException("rounds must be at least 1");
         if (modelPaths.Count == 0) throw new ArgumentException("no models to time");
         var ort = new OrtSettings { IntraOpThreads = threads, AllowSpinning = false };
-        var swappers = new List<OrtSwapper>();
+        var models = new List<OrtTimedModel>();
         try
         {
-            foreach (var m in modelPaths) swappers.Add(new OrtSwapper(m, ort));
-            int r = swappers[0].Resolution;
-            var odd = swappers.FirstOrDefault(s => s.Resolution != r);
-            if (odd is not null) throw new InvalidDataException($"{odd.Path}: runs at {odd.Resolution} px, {swappers[0].Path} at {r} px; all models must take the same resolution");
-            var rng = new Random(1);
-            var target = Enumerable.Range(0, 3 * r * r).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var source = IdentityEmbedder.Normalize(Enumerable.Range(0, 512).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray());
-            foreach (var s in swappers) for (int i = 0; i < 5; i++) s.Run(target, source, 1);
-            var times = swappers.Select(_ => new List<double>()).ToList();
-            var repeatP50 = swappers.Select(_ => new List<double>()).ToList();
+            foreach (var m in modelPaths)
+            {
+                var model = new OrtTimedModel(m, ort, Only(shapes, m), Only(files, m));
+                models.Add(model);
+            }
+            // Swappers compared at different sizes would give a meaningless ratio.
+            var sizes = models.Select(m => (m.Path, Size: m.InputShapes.FirstOrDefault(i => i.Name == OrtSwapper.Target).Dims?[^1])).Where(x => x.Size is not null).ToList();
+            var odd = sizes.FirstOrDefault(x => x.Size != sizes[0].Size);
+            if (odd.Path is not null) throw new InvalidDataException($"{odd.Path}: runs at {odd.Size} px, {sizes[0].Path} at {sizes[0].Size} px; all swappers must take the same resolution");
+            foreach (var s in models) for (int i = 0; i < 5; i++) s.Run();
+            var times = models.Select(_ => new List<double>()).ToList();
+            var repeatP50 = models.Select(_ => new List<double>()).ToList();
             for (int repeat = 0; repeat < repeats; repeat++)
             {
-                var these = swappers.Select(_ => new List<double>()).ToList();
+                var these = models.Select(_ => new List<double>()).ToList();
                 for (int round = 0; round < rounds; round++)
-                    for (int j = 0; j < swappers.Count; j++)
+                    for (int j = 0; j < models.Count; j++)
                     {
-                        int k = (j + repeat) % swappers.Count;
+                        int k = (j + repeat) % models.Count;
                         var w = Stopwatch.StartNew();
-                        swappers[k].Run(target, source, 1);
+                        models[k].Run();
                         these[k].Add(w.Elapsed.TotalMilliseconds);
                     }
-                for (int k = 0; k < swappers.Count; k++)
+                for (int k = 0; k < models.Count; k++)
                 {
                     times[k].AddRange(these[k]);
                     repeatP50[k].Add(SwapBench.Percentile(these[k], 50));
@@ -70,7 +76,15 @@ public static class InterleavedLatency
         }
         finally
         {
-            foreach (var s in swappers) s.Dispose();
+            foreach (var s in models) s.Dispose();
         }
+    }
+
+    /// <summary>The entries of <paramref name="byInput"/> whose input the model at <paramref name="path"/> has.</summary>
+    private static Dictionary<string, T>? Only<T>(IReadOnlyDictionary<string, T>? byInput, string path)
+    {
+        if (byInput is null || byInput.Count == 0) return null;
+        using var session = OrtSessions.Open(path);
+        return byInput.Where(kv => session.InputMetadata.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
     }
 }

@@ -40,4 +40,50 @@ public class OpProfilerTests
         Assert.NotEqual(0, refused.Code);
         Assert.Contains("--repeats must be at least 1", refused.Output);
     }
+    [Fact]
+    public void LatencyBenchmark_TimesAnyOnnxModel_WithMadeUpOrGivenInputs()
+    {
+        // A recogniser, not a swapper: its own input name and shape, made-up values.
+        var recogniser = TestAssets.Assets.IdentityEmbedder;
+        var (code, text) = CliTests.Ffc("benchmark", "latency", recogniser, "--rounds", "3");
+        Assert.True(code == 0, text);
+        Assert.Contains(Path.GetFileName(recogniser), text);
+
+        // Given inputs: an .npy file of the right size runs and one of the wrong size is refused naming the file.
+        using var probe = new OrtTimedModel(recogniser);
+        var (name, dims) = Assert.Single(probe.InputShapes);
+        Assert.Equal(1, dims[0]);
+        var dir = TestAssets.TempDir();
+        var good = Path.Combine(dir, "face.npy");
+        WriteNpy(good, dims, dims.Aggregate(1, (a, d) => a * d));
+        var given = CliTests.Ffc("benchmark", "latency", recogniser, "--rounds", "2", "--input", $"{name}={good}");
+        Assert.True(given.Code == 0, given.Output);
+        var bad = Path.Combine(dir, "short.npy");
+        WriteNpy(bad, [7], 7);
+        var refused = CliTests.Ffc("benchmark", "latency", recogniser, "--rounds", "2", "--input", $"{name}={bad}");
+        Assert.Equal(1, refused.Code);
+        Assert.Contains($"error: {bad}: holds 7 floats", refused.Output);
+        var unknown = CliTests.Ffc("benchmark", "latency", recogniser, "--shape", "nope=1x3x8x8");
+        Assert.Equal(1, unknown.Code);
+        Assert.Contains("'nope': none of the models has an input of that name", unknown.Output);
+        Assert.Throws<ArgumentException>(() => OrtTimedModel.ParseShape("input=1x0x3"));
+        Assert.Equal(new[] { 2, 3, 112, 112 }, OrtTimedModel.ParseShape("input=2x3x112x112").Dims);
+        // Raw float32 reads the same values as the .npy holds.
+        var raw = Path.Combine(dir, "face.f32");
+        var values = OrtTimedModel.ReadFloats(good);
+        File.WriteAllBytes(raw, values.SelectMany(BitConverter.GetBytes).ToArray());
+        Assert.Equal(values, OrtTimedModel.ReadFloats(raw));
+    }
+
+    /// <summary>A version-1 .npy of <paramref name="count"/> float32 values 0, 0.001, … with shape <paramref name="dims"/>.</summary>
+    private static void WriteNpy(string path, int[] dims, int count)
+    {
+        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({string.Join(", ", dims)}{(dims.Length == 1 ? "," : "")}), }}";
+        header = header.PadRight(((10 + header.Length + 1 + 63) / 64) * 64 - 10 - 1) + "\n";
+        using var stream = File.Create(path);
+        stream.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        stream.Write(BitConverter.GetBytes((ushort)header.Length));
+        stream.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        for (int i = 0; i < count; i++) stream.Write(BitConverter.GetBytes(i * 0.001f));
+    }
 }
