@@ -14,8 +14,16 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandArgument(0, "<MODEL.onnx>")]
-        [Description("An exported swapper (FaceFusion IO: target, source → output [[, mask]]).")]
+        [Description("An exported swapper (FaceFusion IO: target, source → output [[, mask]]), or any other ONNX model: then load time, latency, throughput, size and precision only.")]
         public string Model { get; init; } = "";
+
+        [CommandOption("--shape <NAME=DIMS>")]
+        [Description("Not a swapper: dimensions of an input with symbolic dimensions, e.g. input=1x3x112x112 (repeatable).")]
+        public string[] Shapes { get; init; } = [];
+
+        [CommandOption("--input <NAME=FILE>")]
+        [Description("Not a swapper: a float32 input from FILE (.npy or raw .f32) instead of made-up values (repeatable).")]
+        public string[] Inputs { get; init; } = [];
 
         [CommandOption("--reference <CHECKPOINT>")]
         [Description("The TorchSharp checkpoint it was exported from: parity PSNR and max abs error.")]
@@ -83,10 +91,16 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
             Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization, JudgePairs = settings.JudgePairs,
         };
         BenchResult result = null!;
+        bool swapper = ModelBench.IsSwapper(settings.Model);
+        if (swapper && (settings.Shapes.Length > 0 || settings.Inputs.Length > 0))
+            throw new ArgumentException($"{settings.Model}: a swapper is benched on the dataset's faces; --shape and --input are for other models");
+        var (shapes, files) = ModelInputOptions.Parse(settings.Shapes, settings.Inputs, [settings.Model]);
         AnsiConsole.Status().AutoRefresh(false).Start("benchmarking", ctx => // rendered on the working thread: see InlineProgress
         {
-            result = SwapBench.Run(options, AssetPaths.Locate(), new InlineProgress<string>(s => { ctx.Status($"benchmarking: {s}"); ctx.Refresh(); }));
+            var status = new InlineProgress<string>(s => { ctx.Status($"benchmarking: {s}"); ctx.Refresh(); });
+            result = swapper ? SwapBench.Run(options, AssetPaths.Locate(), status) : ModelBench.Run(options, shapes, files, status);
         });
+        if (!swapper) AnsiConsole.MarkupLineInterpolated($"{settings.Model}: not a swapper (no target/source → output): timing, size and precision only; quality columns are empty");
         if (result.EmbedderMismatch is { } warning) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "bench");
         var rows = BenchReport.Write(dir, result);
@@ -101,12 +115,15 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         // The judge's verdicts on this model beside copy-target: a model that only copies its target shows here.
         SwapJudgeTable.Write(result.Judge);
         foreach (var note in result.JudgeNotes) AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] swap judge, not measured: {note}");
-        var slices = new Table().Title($"slices of {result.Row.Model}").AddColumns("slice", "count", "PSNR dB", "SSIM", "id cos");
-        foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
-        AnsiConsole.Write(slices);
-        var serving = new Table().Title($"one session, several caller threads ({result.Row.Threads} intra-op threads each)").AddColumns("callers", "requests", "images/s", "p50 ms");
-        foreach (var t in result.Throughput) serving.AddRow(t.Callers.ToString(), t.Requests.ToString(), $"{t.ImagesPerS:0.0}", $"{t.P50Ms:0.00}");
-        AnsiConsole.Write(serving);
+        if (swapper)
+        {
+            var slices = new Table().Title($"slices of {result.Row.Model}").AddColumns("slice", "count", "PSNR dB", "SSIM", "id cos");
+            foreach (var s in result.Slices) slices.AddRow(s.Slice, s.Count.ToString(), F(s.PsnrDb, "0.00"), F(s.Ssim, "0.000"), F(s.IdCosine, "0.000"));
+            AnsiConsole.Write(slices);
+            var serving = new Table().Title($"one session, several caller threads ({result.Row.Threads} intra-op threads each)").AddColumns("callers", "requests", "images/s", "p50 ms");
+            foreach (var t in result.Throughput) serving.AddRow(t.Callers.ToString(), t.Requests.ToString(), $"{t.ImagesPerS:0.0}", $"{t.P50Ms:0.00}");
+            AnsiConsole.Write(serving);
+        }
         AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(dir, BenchReport.BenchMarkdown)}");
         if (result.Precision is { MetadataDisagrees: true } p)
             AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {settings.Model}: its metadata says precision '{p.MetadataPrecision}', its graph is {p.Precision} ({p.Evidence}); bench.csv records {p.Precision}");
@@ -114,8 +131,8 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         {
             // INT8 exists to be faster: say so loudly when it is not.
             double? fp32 = settings.Baseline is not null
-                ? BaselineP50(settings.Baseline, ort)
-                : rows.LastOrDefault(r => r.Precision == "fp32" && r.Macs == result.Row.Macs && r.Resolution == result.Row.Resolution)?.P50Ms; // MACs: BatchNorm folding changes params, not MACs
+                ? BaselineP50(settings.Baseline, ort, shapes, files)
+                : rows.LastOrDefault(r => r.Precision == "fp32" && r.Macs > 0 && r.Macs == result.Row.Macs && r.Resolution == result.Row.Resolution)?.P50Ms; // MACs: BatchNorm folding changes params, not MACs
             if (fp32 is null) AnsiConsole.MarkupLine("[yellow]note:[/] no FP32 counterpart to compare this INT8 model with (give --baseline FP32.onnx)");
             else if (result.Row.P50Ms >= fp32.Value)
                 AnsiConsole.MarkupLineInterpolated($"[red bold]WARNING: this INT8 model is NOT faster than its FP32 counterpart ({result.Row.P50Ms:0.00} ms vs {fp32.Value:0.00} ms p50)[/]");
@@ -126,10 +143,14 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         return 0;
     }
 
-    private static double BaselineP50(string model, OrtSettings ort)
+    private static double BaselineP50(string model, OrtSettings ort, IReadOnlyDictionary<string, int[]> shapes, IReadOnlyDictionary<string, string> files)
     {
-        using var swapper = new OrtSwapper(model, ort);
-        return SwapBench.P50Ms(swapper);
+        if (ModelBench.IsSwapper(model))
+        {
+            using var swapper = new OrtSwapper(model, ort);
+            return SwapBench.P50Ms(swapper);
+        }
+        return InterleavedLatency.Measure([model], rounds: 50, threads: ort.IntraOpThreads, shapes: shapes, files: files)[0].P50Ms;
     }
 
     /// <summary>Runs `ffc bench-load-probe` in a new process: the first session of a fresh process, file in the page cache.</summary>

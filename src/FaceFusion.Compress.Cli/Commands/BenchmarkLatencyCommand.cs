@@ -54,12 +54,7 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         if (settings.Repeats < 1) throw new ArgumentException("--repeats must be at least 1");
         if (settings.Rounds < 1) throw new ArgumentException("--rounds must be at least 1");
         if (settings.Models.Length == 0) throw new ArgumentException("give at least one ONNX model");
-        var shapes = settings.Shapes.Select(OrtTimedModel.ParseShape).ToDictionary(s => s.Name, s => s.Dims);
-        var files = settings.Inputs.Select(text => text.Split('=', 2) is [{ Length: > 0 } name, { Length: > 0 } file] ? (name, file)
-            : throw new ArgumentException($"--input '{text}': use NAME=FILE (a .npy or raw float32 file)")).ToDictionary(x => x.name, x => x.file);
-        foreach (var name in shapes.Keys.Concat(files.Keys))
-            if (!settings.Models.Any(m => { using var s = OrtSessions.Open(m); return s.InputMetadata.ContainsKey(name); }))
-                throw new ArgumentException($"--shape/--input name '{name}': none of the models has an input of that name");
+        var (shapes, files) = ModelInputOptions.Parse(settings.Shapes, settings.Inputs, settings.Models);
         var times = InterleavedLatency.Measure(settings.Models, settings.Rounds, settings.Threads, settings.Repeats, shapes, files);
         double reference = times[0].P50Ms;
         var table = new Table().Title($"interleaved batch-1 latency, {settings.Rounds} rounds{(settings.Repeats > 1 ? $" × {settings.Repeats} repeats" : "")}, {ort.EffectiveThreads} threads")

@@ -41,7 +41,7 @@ public static class BenchReport
         latency.SavePng(Path.Combine(dir, LatencyPlot(result.Row.Model)), 800, 450);
 
         var scatter = new ScottPlot.Plot();
-        foreach (var row in rows.GroupBy(r => r.Model).Select(g => g.Last()))
+        foreach (var row in rows.GroupBy(r => r.Model).Select(g => g.Last()).Where(r => double.IsFinite(r.PsnrDb)))
         {
             var point = scatter.Add.Scatter(new[] { row.P50Ms }, new[] { row.PsnrDb });
             point.LegendText = $"{row.Model} ({row.Precision})";

@@ -75,6 +75,33 @@ public class OpProfilerTests
         Assert.Equal(values, OrtTimedModel.ReadFloats(raw));
     }
 
+    [Fact]
+    public void Bench_OfAModelThatIsNotASwapper_TimesIt_AndLeavesQualityEmpty()
+    {
+        var dir = TestAssets.TempDir();
+        var recogniser = TestAssets.Assets.IdentityEmbedder;
+        var (code, text) = CliTests.Ffc("bench", recogniser, "--runs", "8", "--baseline", recogniser, "-o", dir);
+        Assert.True(code == 0, text);
+        Assert.Contains("not a swapper", text);
+        using var reader = CsvHelper.CsvReader.FromFile(Path.Combine(dir, "bench.csv"));
+        var row = Assert.Single(reader.GetRecords<FaceFusion.Compress.Reporting.BenchRow>());
+        Assert.Equal("fp32", row.Precision);
+        Assert.Equal(112, row.Resolution);
+        Assert.True(row.P50Ms > 0 && row.P99Ms >= row.P50Ms && row.Fps > 0, $"p50 {row.P50Ms} p99 {row.P99Ms}");
+        Assert.True(row.Params > 1_000_000, row.Params.ToString());
+        Assert.Equal(new FileInfo(recogniser).Length, row.FileBytes);
+        Assert.True(double.IsNaN(row.PsnrDb) && double.IsNaN(row.IdCosine));
+        Assert.Null(row.JudgeSourceRate);
+        Assert.DoesNotContain("slices of", text);
+
+        // A swapper is benched on the dataset's faces: made-up input options are refused for it.
+        var swapper = Path.Combine(dir, "student-32.onnx");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) OnnxExporter.ExportToFile(model, swapper);
+        var refused = CliTests.Ffc("bench", swapper, "--shape", "target=1x3x32x32", "-o", dir);
+        Assert.Equal(1, refused.Code);
+        Assert.Contains("--shape and --input are for other models", refused.Output);
+    }
+
     /// <summary>A version-1 .npy of <paramref name="count"/> float32 values 0, 0.001, … with shape <paramref name="dims"/>.</summary>
     private static void WriteNpy(string path, int[] dims, int count)
     {
