@@ -63,7 +63,9 @@ app.Configure(config =>
         bench.AddCommand<BenchmarkSwapJudgeCommand>("swap-judge")
             .WithDescription("Swap metrics that copying the target cannot fake (judge source/target rate, landmark NME, source sensitivity, HF ratio) for ONNX swappers and copy-target, held-in and unseen pairs.");
         bench.AddCommand<BenchmarkLatencyCommand>("latency")
-            .WithDescription("Batch-1 latency of several ONNX swappers in interleaved rounds (fair under background load).");
+            .WithDescription("Batch-1 latency of one or more ONNX models (swappers or any other) in interleaved rounds (fair under background load).");
+        bench.AddCommand<BenchmarkPtqCommand>("ptq")
+            .WithDescription("PTQ table: every calibration method on the kept teacher and the bundled recogniser, and the teacher's FP32 export through the importer: fidelity, PSNR, cosine, SQNR, size, latency ratio; ptq_benchmark.csv.");
     });
     config.AddBranch("data", data =>
     {

@@ -418,3 +418,40 @@ public class UserOnnxPtqTests
         Assert.False(File.Exists(Path.Combine(dir, "x.onnx")));
     }
 }
+
+public class PtqBenchmarkTests
+{
+    [Fact]
+    public void PtqBenchmark_MeasuresEveryMethodOnBothModels_AndReportsTheFloors()
+    {
+        var root = TestAssets.TempDir();
+        var teacher = Path.Combine(root, "tiny-teacher");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(teacher, model);
+        var options = new PtqBenchmark.Options
+        {
+            Teacher = teacher, Recogniser = TestAssets.Assets.IdentityEmbedder, DataDir = TinyDataset.Path, OutputDir = Path.Combine(root, "out"),
+            Calibration = 4, Pairs = 4, Rounds = 2, Repeats = 1, Split = "train",
+        };
+        var (rows, floors) = PtqBenchmark.Run(options);
+        var methods = new[] { "fp32" }.Concat(PtqBenchmark.Methods);
+        Assert.Equal(methods, rows.Where(r => r.Model == "tiny-teacher" && r.Path == "checkpoint").Select(r => r.Method));
+        Assert.Equal(methods, rows.Where(r => r.Model == Path.GetFileNameWithoutExtension(TestAssets.Assets.IdentityEmbedder)).Select(r => r.Method));
+        foreach (var r in rows.Where(r => r.Method != "fp32" && r.Note.Length == 0))
+        {
+            Assert.True(double.IsFinite(r.WorstSqnrDb), $"{r.Model} {r.Method}: SQNR");
+            Assert.True(r.P50Ms > 0 && double.IsFinite(r.LatencyRatio), $"{r.Model} {r.Method}: latency");
+            if (r.Model == "tiny-teacher") Assert.True(double.IsFinite(r.FidelityDb) && double.IsFinite(r.PsnrDb), $"{r.Method}: fidelity");
+            // A broken recogniser (entropy calibration clips its last convs: cosine near 0) must be one the SQNR
+            // floor refuses, never one that passes it silently.
+            else Assert.True(r.OutputCosine is > 0.5 and <= 1.0 || r.WorstSqnrDb < QuantAnalysis.DefaultMinSqnrDb, $"{r.Method}: cosine {r.OutputCosine}, worst SQNR {r.WorstSqnrDb} dB");
+        }
+        Assert.All(rows.Where(r => r.Model != "tiny-teacher" && r.Method != "fp32"), r => Assert.True(r.SizeRatio < 0.5, $"{r.Method}: {r.SizeRatio}"));
+        // The teacher's FP32 export through the importer: measured, or a row saying why not.
+        var imported = Assert.Single(rows, r => r.Model == "tiny-teacher" && r.Path == "onnx");
+        Assert.True(imported.Note.Length > 0 || double.IsFinite(imported.FidelityDb), "the imported row is neither measured nor explained");
+        Assert.Contains(floors, f => f.Name.StartsWith("entropy within 1 dB of percentile") && f.Outcome is "met" or "NOT met");
+        Assert.Contains(floors, f => f.Name.StartsWith("FP32 export through the importer") && f.Outcome is "met" or "NOT met" or "not measured");
+        var header = File.ReadLines(Path.Combine(options.OutputDir, "ptq_benchmark.csv")).First();
+        Assert.Equal("model,method,path,fidelity_db,psnr_db,output_cosine,worst_sqnr_db,file_bytes,size_ratio,p50_ms,latency_ratio,note,cpu", header);
+    }
+}
