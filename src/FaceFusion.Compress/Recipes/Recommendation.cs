@@ -7,6 +7,9 @@ namespace FaceFusion.Compress.Recipes;
 public sealed record ReportRow(string Run, string Stage, string Model, string Precision, long Params, long Macs, long FileBytes,
     double LoadMs, double P50Ms, double P95Ms, double PsnrDb, double Ssim, double? PsnrVsTeacherDb, double IdCosine)
 {
+    /// <summary>The judge's flag from the report's `swaps` column: "yes", "no" (does not swap), or null (not measured).</summary>
+    public string? Swaps { get; init; }
+
     public double FileMb => FileBytes / 1048576.0;
 }
 
@@ -16,7 +19,8 @@ public sealed record RecommendationResult(ReportRow? Choice, string Explanation)
 /// <summary>
 /// Picks the best exported model of one or more recipe runs (e.g. the `quality` and `lightweight` profiles) under a
 /// latency or size budget: among the models within the budget, the highest PSNR against the ground truth; ties go to
-/// the higher identity cosine, then the faster model.
+/// the higher identity cosine, then the faster model. A model the judge flags as "does not swap" is never chosen:
+/// reconstruction PSNR rewards copying the target.
 /// </summary>
 public static class Recommendation
 {
@@ -48,7 +52,11 @@ public static class Recommendation
                 : f[k].Length == 0 ? double.NaN : throw new InvalidDataException($"{csvPath}:{i + 1}: '{f[k]}' is not a number ({RunReport.Columns[k]})");
             long L(int k) => long.TryParse(f[k], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
                 : throw new InvalidDataException($"{csvPath}:{i + 1}: '{f[k]}' is not an integer ({RunReport.Columns[k]})");
-            rows.Add(new ReportRow(run, f[0], f[1], f[2], L(3), L(4), L(5), D(6), D(7), D(8), D(9), D(10), f[11].Length == 0 ? null : D(11), D(12)));
+            int swaps = columns == RunReport.Columns.Length ? Array.IndexOf(RunReport.Columns, "swaps") : -1;
+            rows.Add(new ReportRow(run, f[0], f[1], f[2], L(3), L(4), L(5), D(6), D(7), D(8), D(9), D(10), f[11].Length == 0 ? null : D(11), D(12))
+            {
+                Swaps = swaps >= 0 && f[swaps].Length > 0 ? f[swaps] : null,
+            });
         }
         return rows;
     }
@@ -62,12 +70,23 @@ public static class Recommendation
         string budget = latencyMs is double l ? string.Create(CultureInfo.InvariantCulture, $"p50 ≤ {l:0.##} ms") : string.Create(CultureInfo.InvariantCulture, $"file ≤ {sizeMb:0.##} MB");
         string Describe(ReportRow r) => string.Create(CultureInfo.InvariantCulture,
             $"{r.Run}/{r.Stage} ({r.Model}, {r.Precision}): p50 {r.P50Ms:0.00} ms, {r.FileMb:0.00} MB, PSNR {r.PsnrDb:0.00} dB, SSIM {r.Ssim:0.000}, id cos {r.IdCosine:0.000}{(r.PsnrVsTeacherDb is double t ? $", {t:0.00} dB vs teacher" : "")}");
-        var fitting = rows.Where(Fits).OrderByDescending(r => r.PsnrDb).ThenByDescending(r => r.IdCosine).ThenBy(r => r.P50Ms).ToList();
+        var swapping = rows.Where(r => r.Swaps != "no").ToList();
+        var fitting = swapping.Where(Fits).OrderByDescending(r => r.PsnrDb).ThenByDescending(r => r.IdCosine).ThenBy(r => r.P50Ms).ToList();
         var text = new StringBuilder();
+        void RuledOut()
+        {
+            foreach (var r in rows.Where(r => r.Swaps == "no"))
+                text.AppendLine($"  ruled out, does not swap (the judge sees the target's person, as copying the target would): {Describe(r)}");
+        }
         if (fitting.Count == 0)
         {
-            var closest = latencyMs is not null ? rows.MinBy(r => r.P50Ms)! : rows.MinBy(r => r.FileBytes)!;
-            text.AppendLine($"no model meets {budget}; the closest is {Describe(closest)}");
+            if (swapping.Count == 0) text.AppendLine($"no model swaps: every one is flagged \"does not swap\" by the judge");
+            else
+            {
+                var closest = latencyMs is not null ? swapping.MinBy(r => r.P50Ms)! : swapping.MinBy(r => r.FileBytes)!;
+                text.AppendLine($"no model that swaps meets {budget}; the closest is {Describe(closest)}");
+            }
+            RuledOut();
             return new RecommendationResult(null, text.ToString().TrimEnd());
         }
         var choice = fitting[0];
@@ -75,8 +94,9 @@ public static class Recommendation
         text.AppendLine(fitting.Count == 1
             ? "it is the only model within the budget"
             : string.Create(CultureInfo.InvariantCulture, $"it has the highest PSNR of the {fitting.Count} models within the budget (next: {fitting[1].Run}/{fitting[1].Stage}, {fitting[1].PsnrDb:0.00} dB)"));
-        foreach (var r in rows.Where(r => !Fits(r)))
+        foreach (var r in swapping.Where(r => !Fits(r)))
             text.AppendLine($"  over budget: {Describe(r)}");
+        RuledOut();
         return new RecommendationResult(choice, text.ToString().TrimEnd());
     }
 }

@@ -550,6 +550,21 @@ public class RecipeTests
         var none = Recommendation.Choose(rows, 1, null);
         Assert.Null(none.Choice);
         Assert.Contains("closest is r/int8", none.Explanation);
+        // A model the judge flags as not swapping has the best PSNR (copying the target reconstructs well): never chosen.
+        var copier = Row("copier", 2, 1 << 18, 40, 0.1) with { Swaps = "no" };
+        var judged = rows.Select(r => r with { Swaps = "yes" }).Append(copier).ToList();
+        var pick = Recommendation.Choose(judged, 6, null);
+        Assert.Equal("tie", pick.Choice!.Stage);
+        Assert.Contains("ruled out, does not swap", pick.Explanation);
+        Assert.Contains("r/copier", pick.Explanation);
+        var onlyCopier = Recommendation.Choose([copier], 6, null);
+        Assert.Null(onlyCopier.Choice);
+        Assert.Contains("no model swaps", onlyCopier.Explanation);
+        // Read from a report.csv with the judge's columns.
+        var report = Path.Combine(TestAssets.TempDir(), "report.csv");
+        var cells = RunReport.Columns.Select(c => c switch { "stage" => "int8", "model" => "m", "precision" => "int8", "swaps" => "no", "judge_pairs" => "64", _ => "1" });
+        File.WriteAllText(report, string.Join(',', RunReport.Columns) + "\n" + string.Join(',', cells) + "\n");
+        Assert.Equal("no", Assert.Single(Recommendation.Read(report, "x")).Swaps);
         var bad = Path.Combine(TestAssets.TempDir(), "report.csv");
         File.WriteAllText(bad, "a,b\n1,2\n");
         Assert.Contains("not a report.csv", Assert.Throws<InvalidDataException>(() => Recommendation.Read(bad, "x")).Message);
