@@ -57,6 +57,10 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         [Description("Held-in pairs (both directions) for the swap judge's columns, against a copy-target baseline; the unseen set is capped at the same number. Default 64.")]
         public int JudgePairs { get; init; } = 64;
 
+        [CommandOption("--judge-full-frame <N>")]
+        [Description("Pairs of each set also judged through the whole ffc swap path (paste back, detect again, align), beside copy-target. Default 8; 0: crop only.")]
+        public int JudgeFullFrame { get; init; } = 8;
+
         [CommandOption("--baseline <FP32.onnx>")]
         [Description("For an INT8 model: the FP32 model to compare latency with (else the FP32 row of the same architecture in bench.csv).")]
         public string? Baseline { get; init; }
@@ -77,6 +81,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
             Split is not ("train" or "val" or "test") ? ValidationResult.Error($"--data '{Split}': use train, val or test")
             : EmbedderNormalization is not ("ffc" or "insightface") ? ValidationResult.Error($"--embedder-normalization '{EmbedderNormalization}': use ffc or insightface")
             : JudgePairs < 2 ? ValidationResult.Error("--judge-pairs must be at least 2 (one pair per direction)")
+            : JudgeFullFrame < 0 ? ValidationResult.Error("--judge-full-frame must be ≥ 0")
             : ValidationResult.Success();
     }
 
@@ -88,7 +93,7 @@ internal sealed class BenchCommand : Command<BenchCommand.Settings>
         {
             ModelPath = settings.Model, Reference = settings.Reference, Teacher = settings.Teacher, Split = settings.Split,
             DataDir = settings.Dataset ?? Workspace.BundledDataset, Runs = settings.Runs, Pairs = settings.Pairs, Ort = ort, FreshProcessLoadMs = freshLoad,
-            Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization, JudgePairs = settings.JudgePairs,
+            Embedder = settings.Embedder, EmbedderNormalization = settings.EmbedderNormalization, JudgePairs = settings.JudgePairs, JudgeFullFrame = settings.JudgeFullFrame,
         };
         BenchResult result = null!;
         bool swapper = ModelBench.IsSwapper(settings.Model);

@@ -167,6 +167,7 @@ public static class RecipeSchema
         ["bench"] = new Dictionary<string, Key>
         {
             ["pairs"] = new("int", "64", "evaluation pairs"),
+            ["judge_full_frame"] = new("int", "8", "pairs of each judge set also judged through the whole ffc swap path (paste back, detect again, align), beside copy-target; 0: crop only"),
             ["judge_pairs"] = new("int", "64", "held-in pairs (both directions) for the swap judge's columns, beside a copy-target baseline; the unseen set is capped at the same number"),
             ["split"] = new("string", "test", "evaluation split", ["train", "val", "test"]),
             ["latency_rounds"] = new("int", "20", "interleaved rounds of each repeat of the speed-up timing (one run of each model per round)"),

@@ -712,7 +712,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     {
                         ModelPath = onnx, Reference = reference, Teacher = label == "teacher" ? null : teacherOnnx, DataDir = data,
                         Split = stage.Get("split", Splits.Test), Pairs = stage.GetInt("pairs", 64), Seed = recipe.Seed,
-                        JudgePairs = stage.GetInt("judge_pairs", 64), CopyTargetJudge = copyTarget,
+                        JudgePairs = stage.GetInt("judge_pairs", 64), JudgeFullFrame = stage.GetInt("judge_full_frame", 8), CopyTargetJudge = copyTarget,
                     }, assets);
                     copyTarget ??= result.Judge.Where(j => j.Model == SwapJudging.CopyTarget).ToList();
                     foreach (var note in result.JudgeNotes) log?.Invoke($"  swap judge, not measured: {note}");

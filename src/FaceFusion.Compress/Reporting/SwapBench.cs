@@ -50,6 +50,11 @@ public sealed record BenchOptions
     /// </summary>
     public int JudgePairs { get; init; } = 64;
     /// <summary>
+    /// Pairs of each set also judged through the whole `ffc swap` path (paste back into the frame, detect again,
+    /// align), for the model and copy-target; 0: crop only.
+    /// </summary>
+    public int JudgeFullFrame { get; init; }
+    /// <summary>
     /// copy-target rows already measured on the same dataset, split, resolution and <see cref="JudgePairs"/> (a
     /// recipe's bench passes the first model's to the others); null: measured here. A row whose pair count differs
     /// is measured again.
@@ -207,7 +212,7 @@ public static class SwapBench
 
         status?.Report("swap judge");
         var (judgeRows, judgeNotes) = JudgeSwaps(name, swapper, data, o, assets);
-        var heldIn = judgeRows.FirstOrDefault(j => j.Model != SwapJudging.CopyTarget && j.PairSet == SwapJudging.HeldIn);
+        var heldIn = judgeRows.FirstOrDefault(j => j.Model != SwapJudging.CopyTarget && j.PairSet == SwapJudging.HeldIn && j.Path == SwapJudging.CropPath);
 
         double? torchP50 = null;
         if (reference is not null)
@@ -275,6 +280,19 @@ public static class SwapBench
                          && r.Pairs == set.Count && r.Split == data.Records[0].Split)
                      ?? SwapJudging.Measure(SwapJudging.CopyTarget, SwapJudging.CopyTargetSwap, data, set, judge, landmarks));
             rows.Add(SwapJudging.Measure(model, SwapJudging.OrtSwap(swapper), data, set, judge, landmarks));
+        }
+        if (o.JudgeFullFrame > 0)
+        {
+            using var detector = new FaceDetector(assets.Detector, o.Ort);
+            using var pipeline = new FaceSwapPipeline(assets, swapper.Path, new SwapOptions { Ort = o.Ort });
+            foreach (var set in sets)
+            {
+                var subset = set.Subset(o.JudgeFullFrame);
+                rows.Add(o.CopyTargetJudge?.FirstOrDefault(r => r.Model == SwapJudging.CopyTarget && r.PairSet == set.Name && r.Path == SwapJudging.FullFramePath
+                             && r.Pairs == subset.Count && r.Split == data.Records[0].Split)
+                         ?? SwapJudging.MeasureFullFrame(SwapJudging.CopyTarget, null, data, subset, o.DataDir, assets, judge, detector, landmarks));
+                rows.Add(SwapJudging.MeasureFullFrame(model, pipeline, data, subset, o.DataDir, assets, judge, detector, landmarks));
+            }
         }
         SwapJudging.FlagSwaps(rows);
         return (rows, notes);
