@@ -80,7 +80,7 @@ public static class OnnxImporter
         var order = g.Node.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i);
         foreach (var node in g.Node)
             foreach (var pattern in Patterns.Where(p => p.AnchorOp == node.OpType && !claimedBy.ContainsKey(node)))
-                if (pattern.Match(node, context) is { } match && match.Members.All(m => !claimedBy.ContainsKey(m)))
+                if (TryMatch(pattern, node, context) is { } match && match.Members.All(m => !claimedBy.ContainsKey(m)))
                     foreach (var member in match.Members) claimedBy[member] = match;
 
         foreach (var node in g.Node)
@@ -99,7 +99,9 @@ public static class OnnxImporter
             }
             if (!ByOp.TryGetValue(node.OpType, out var mapping))
                 throw context.Fail(node, $"op {node.OpType} is not supported by the importer");
-            mapping.Map(node, context);
+            // A node with fewer inputs than its op has is a malformed file, not a crash.
+            try { mapping.Map(node, context); }
+            catch (ArgumentOutOfRangeException) { throw context.Fail(node, "has fewer inputs than the op needs"); }
         }
 
         var graphOutputs = wanted.Select(o => context.TensorToNode.TryGetValue(o, out var n)
@@ -115,6 +117,13 @@ public static class OnnxImporter
         };
         graph.Validate(path);
         return new ImportedNetwork(graph, context.Weights, context.TensorToNode);
+    }
+
+    /// <summary>A pattern's match; a subgraph with missing inputs is no match (the op mappings then refuse it).</summary>
+    private static PatternMatch? TryMatch(IOnnxPatternMapping pattern, NodeProto node, ImportContext context)
+    {
+        try { return pattern.Match(node, context); }
+        catch (ArgumentOutOfRangeException) { return null; }
     }
 
     private static int NominalSize(GraphProto g)
