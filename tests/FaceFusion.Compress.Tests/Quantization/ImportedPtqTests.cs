@@ -51,6 +51,22 @@ public class ImportedPtqTests
     }
 
     [Fact]
+    public void PtqCommand_OnAnExportedSwapper_WritesInt8OrRefusesAWrongPreset()
+    {
+        var path = ExportSwapTeacher("cli.onnx");
+        var output = Path.Combine(Path.GetDirectoryName(path)!, "cli-int8.onnx");
+        var (wrong, wrongText) = Tests.Cli.CliTests.Ffc("ptq", path, "--io-preset", "arcface", "--dataset", TinyDataset.Path, "-o", output);
+        Assert.NotEqual(0, wrong);
+        Assert.Contains($"{path}: the arcface preset needs exactly one RGB image input", wrongText);
+        Assert.False(File.Exists(output));
+        var (code, text) = Tests.Cli.CliTests.Ffc("ptq", path, "--calibration", "8", "--min-sqnr", "0", "--dataset", TinyDataset.Path, "-o", output);
+        Assert.True(code == 0, text);
+        Assert.Contains("io preset swapper", text);
+        Assert.Matches(@"INT8 vs the FP32 original on held-out faces: \d+\.\d dB PSNR on 'output'", text);
+        Assert.True(File.Exists(output));
+    }
+
+    [Fact]
     public void ArcfacePreset_CalibratesOnTheCropsIdentityNetworkFeedsTheRecogniser()
     {
         var preset = new ArcfaceIoPreset("input", 112, 127.5f, 127.5f, "embedding");
