@@ -69,9 +69,6 @@ public sealed class ImportContext
 
     public bool IsConstant(string tensor) => Constants.ContainsKey(tensor);
 
-    /// <summary>The node that produces <paramref name="tensor"/>, or null (graph input, constant).</summary>
-    public NodeProto? Producer(string tensor) => _producer.GetValueOrDefault(tensor);
-
     /// <summary>The nodes that read <paramref name="tensor"/>.</summary>
     public IReadOnlyList<NodeProto> Readers(string tensor) => _readers[tensor].ToList();
 
