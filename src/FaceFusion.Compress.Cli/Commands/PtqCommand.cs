@@ -15,7 +15,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
     public sealed class Settings : QuantizationSettings
     {
         [CommandArgument(0, "<MODEL>")]
-        [Description("A trained checkpoint folder, or your own FP32 ONNX CNN with one square RGB input [[N,3,S,S]] (ops the importer reads).")]
+        [Description("A trained checkpoint folder, or an FP32 ONNX model the importer reads: the toolkit's own exports (swappers with target + source) or your own CNN with one square RGB input [[N,3,S,S]].")]
         public string Model { get; init; } = "";
 
         [CommandOption("--calibration <N>")]
@@ -26,13 +26,17 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         [Description("minmax (default), percentile (99.99 %) or entropy (KL divergence of the 8-bit histogram).")]
         public string Method { get; init; } = "minmax";
 
+        [CommandOption("--io-preset <P>")]
+        [Description("For an ONNX model: its IO convention for calibration and evaluation. swapper (target arcface_128 crops in [[-1,1]] + 512-d source, real pairs), arcface (112-px arcface_112_v2 crops, (x − mean)/std) or image (arcface_128 crops resized to the input). Default: the file's io_preset or template metadata, else from its inputs.")]
+        public string? IoPreset { get; init; }
+
         [CommandOption("--mean <M>")]
-        [Description("For an ONNX model: input normalisation (x − M)/STD on the 0–255 scale. Default 127.5.")]
-        public float Mean { get; init; } = 127.5f;
+        [Description("For an ONNX arcface or image model: input normalisation (x − M)/STD on the 0–255 scale. Default 127.5.")]
+        public float? Mean { get; init; }
 
         [CommandOption("--std <STD>")]
-        [Description("For an ONNX model: see --mean. Default 127.5.")]
-        public float Std { get; init; } = 127.5f;
+        [Description("For an ONNX arcface or image model: see --mean. Default 127.5.")]
+        public float? Std { get; init; }
 
         [CommandOption("-o|--output <FILE>")]
         [Description("The INT8 QDQ ONNX file to write.")]
@@ -42,6 +46,8 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
             Output is null ? ValidationResult.Error("-o|--output FILE is required")
             : Method is not ("minmax" or "percentile" or "entropy") ? ValidationResult.Error($"--method '{Method}': use minmax, percentile or entropy")
             : Calibration < 1 ? ValidationResult.Error("--calibration must be at least 1")
+            : IoPreset is not null && !ModelIoPreset.Names.Contains(IoPreset) ? ValidationResult.Error($"--io-preset '{IoPreset}': use {string.Join(", ", ModelIoPreset.Names)}")
+            : Std is <= 0 ? ValidationResult.Error("--std must be positive")
             : ValidateQuantization() is { } error ? ValidationResult.Error(error)
             : ValidationResult.Success();
     }
@@ -92,7 +98,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
     {
         var method = QuantizationAware.ParseMethod(settings.Method);
         var config = Config(settings, method);
-        var result = ImportedModelQuantizer.Quantize(settings.Model, settings.Dataset ?? Workspace.BundledDataset, config, settings.Mean, settings.Std);
+        var result = ImportedModelQuantizer.Quantize(settings.Model, settings.Dataset ?? Workspace.BundledDataset, config, settings.IoPreset, settings.Mean, settings.Std);
         var bytes = result.Model.ToByteArray();
         var output = Path.GetFullPath(settings.Output!);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
@@ -101,9 +107,10 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         File.WriteAllBytes(output + ".partial", bytes);
         File.Move(output + ".partial", output, overwrite: true);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
-        AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {new FileInfo(settings.Model).Length / 1048576.0:0.00} MB before; input '{result.Input}' {result.Size}×{result.Size}, {method} calibration on {settings.Calibration} images)");
+        AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {new FileInfo(settings.Model).Length / 1048576.0:0.00} MB before; {method} calibration on {settings.Calibration} inputs)");
+        AnsiConsole.MarkupLineInterpolated($"io preset {result.Preset.Description}");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels, {kernels.FloatConvs} float convs");
-        AnsiConsole.MarkupLineInterpolated($"INT8 vs the FP32 original on held-out faces: {result.ParityDb:0.0} dB PSNR over the output range, mean output cosine {result.OutputCosine:0.0000}");
+        AnsiConsole.MarkupLineInterpolated($"INT8 vs the FP32 original on held-out faces: {result.ParityDb:0.0} dB PSNR on '{result.Preset.Output}' over {(result.Preset.OutputRange is { } r ? $"its range {r}" : "the output range")}, mean output cosine {result.OutputCosine:0.0000}");
         AnsiConsole.MarkupLineInterpolated($"worst SQNR: {string.Join(", ", result.Sqnr.Take(5).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))} (all in {sqnrCsv})");
         return 0;
     }

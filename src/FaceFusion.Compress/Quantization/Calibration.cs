@@ -121,10 +121,13 @@ public static class Calibrator
         CalibrationMethod method = CalibrationMethod.MinMax, double percentile = 99.99, int seed = 1) =>
         Calibrate(model, values, SwapperBatches(model.Graph.Resolution, dataDir, images, seed), method, percentile);
 
-    /// <summary>Swapper feeds (target crop, source embedding) of <paramref name="images"/> seeded train faces, 8 at a time.</summary>
-    public static IEnumerable<Dictionary<string, Tensor>> SwapperBatches(int resolution, string dataDir, int images, int seed)
+    /// <summary>
+    /// Swapper feeds (target crop in [−1,1], source embedding) of <paramref name="images"/> seeded faces of
+    /// <paramref name="split"/> (train by default), 8 at a time; each feed's tensors are the consumer's to dispose.
+    /// </summary>
+    public static IEnumerable<Dictionary<string, Tensor>> SwapperBatches(int resolution, string dataDir, int images, int seed, string split = Splits.Train)
     {
-        using var data = new FaceSwapData(dataDir, Splits.Train, resolution);
+        using var data = new FaceSwapData(dataDir, split, resolution);
         var rng = new Random(seed);
         var targets = Enumerable.Range(0, data.Count).OrderBy(_ => rng.Next()).Take(Math.Min(images, data.Count)).ToArray();
         var sources = targets.Select(_ => rng.Next(data.Count)).ToArray();

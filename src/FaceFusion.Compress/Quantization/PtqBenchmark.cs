@@ -101,7 +101,7 @@ public static class PtqBenchmark
         {
             status?.Report($"{recogniserName}: {method} PTQ");
             var config = PostTrainingQuantizer.Config(o.Calibration, QuantizationAware.ParseMethod(method));
-            var result = ImportedModelQuantizer.Quantize(o.Recogniser, o.DataDir, config, o.RecogniserMean, o.RecogniserStd);
+            var result = ImportedModelQuantizer.Quantize(o.Recogniser, o.DataDir, config, "arcface", o.RecogniserMean, o.RecogniserStd);
             var path = System.IO.Path.Combine(o.OutputDir, $"{recogniserName}-{method}.onnx");
             File.WriteAllBytes(path, result.Model.ToByteArray());
             rows.Add(new PtqBenchmarkRow
@@ -149,7 +149,7 @@ public static class PtqBenchmark
         var path = System.IO.Path.Combine(o.OutputDir, $"{teacher}-onnx-minmax.onnx");
         try
         {
-            var result = ImportedModelQuantizer.Quantize(fp32, o.DataDir, PostTrainingQuantizer.Config(o.Calibration, CalibrationMethod.MinMax), 127.5f, 127.5f);
+            var result = ImportedModelQuantizer.Quantize(fp32, o.DataDir, PostTrainingQuantizer.Config(o.Calibration, CalibrationMethod.MinMax), "swapper");
             File.WriteAllBytes(path, result.Model.ToByteArray());
             return SwapperRow(teacher, "minmax", "onnx", path, fp32, o, result.Sqnr.Select(r => r.SqnrDb).DefaultIfEmpty(double.NaN).Min(), "");
         }

@@ -56,12 +56,22 @@ public sealed class IdentityNetwork : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor swapperCrops)
     {
         using var scope = NewDisposeScope();
-        int r = (int)swapperCrops.shape[3];
-        var cropToEmbedder = FaceTemplates.CropToCrop(FaceTemplates.Arcface128, r, FaceTemplates.Arcface112V2, IdentityEmbedder.CropSize);
-        var warped = AffineWarp.Apply(swapperCrops, cropToEmbedder.Inverse(), IdentityEmbedder.CropSize, IdentityEmbedder.CropSize);
-        // [−1,1] → 0–255 → (x − mean)/std. Outside the source crop grid_sample gives 0 ([−1,1] mid-grey); the
-        // embedder template lies inside the swapper crop, so this only touches the corners.
+        var warped = RecogniserCrops(swapperCrops, IdentityEmbedder.CropSize);
+        // [−1,1] → 0–255 → (x − mean)/std.
         var normalised = warped.add(1).mul(127.5).sub(_mean).div(_std);
         return EmbedNormalised(normalised).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Swapper crops [N,3,R,R] on arcface_128 → the recogniser's crops [N,3,S,S] on arcface_112_v2 (S = 112 for
+    /// ArcFace-style models), still in [−1,1], by the fixed similarity between the templates. Outside the source crop
+    /// grid_sample gives 0 (mid-grey); the recogniser's template lies inside the swapper crop, so only the corners are
+    /// touched. Gradients flow; the caller disposes the result.
+    /// </summary>
+    public static Tensor RecogniserCrops(Tensor swapperCrops, int size)
+    {
+        int r = (int)swapperCrops.shape[3];
+        var cropToRecogniser = FaceTemplates.CropToCrop(FaceTemplates.Arcface128, r, FaceTemplates.Arcface112V2, size);
+        return AffineWarp.Apply(swapperCrops, cropToRecogniser.Inverse(), size, size);
     }
 }
