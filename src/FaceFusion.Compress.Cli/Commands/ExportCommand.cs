@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
@@ -93,9 +94,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         {
             var metadata = new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) };
             var proto = QuantizationAware.ExportInt8(model, simulator, metadata: metadata, resolution: settings.Resolution, opset: settings.Opset);
-            var partial = settings.Output! + ".partial";
-            File.WriteAllBytes(partial, proto.ToByteArray());
-            File.Move(partial, settings.Output!, overwrite: true);
+            AtomicFile.WriteAllBytes(settings.Output!, proto.ToByteArray());
             var size = new FileInfo(settings.Output!).Length;
             AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({size / 1024.0 / 1024.0:0.00} MB, {proto.Graph.Node.Count} nodes, opset {settings.Opset}, int8 QDQ at {settings.Resolution?.ToString() ?? "the model's resolution"})");
         }

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
@@ -59,8 +60,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var output = Path.GetFullPath(settings.Output!);
         var dir = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(dir);
-        File.WriteAllBytes(output + ".partial", bytes);
-        File.Move(output + ".partial", output, overwrite: true);
+        AtomicFile.WriteAllBytes(output, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {method} calibration on {settings.Calibration} images)");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels ({string.Join(", ", kernels.OpCounts.Where(kv => kv.Key.StartsWith("QLinear")).Select(kv => $"{kv.Key} ×{kv.Value}"))}), {kernels.FloatConvs} float convs");
@@ -93,8 +93,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var bytes = result.Model.ToByteArray();
         var output = Path.GetFullPath(settings.Output!);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        File.WriteAllBytes(output + ".partial", bytes);
-        File.Move(output + ".partial", output, overwrite: true);
+        AtomicFile.WriteAllBytes(output, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {new FileInfo(settings.Model).Length / 1048576.0:0.00} MB before; input '{result.Input}' {result.Size}×{result.Size}, {method} calibration on {settings.Calibration} images)");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels, {kernels.FloatConvs} float convs");

@@ -131,8 +131,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
             var proto = QuantizationAware.ExportInt8(model, simulator, metadata: new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) });
             var bytes = proto.ToByteArray();
             var onnx = Path.Combine(trainer.OutputDir, "model-int8.onnx");
-            File.WriteAllBytes(onnx + ".partial", bytes);
-            File.Move(onnx + ".partial", onnx, overwrite: true);
+            AtomicFile.WriteAllBytes(onnx, bytes);
             var data = config.Data;
             double parity = QuantAnalysis.Parity(model, bytes, Workspace.Resolve(data));
             var sqnr = QuantAnalysis.Sqnr(model, simulator, Workspace.Resolve(data));

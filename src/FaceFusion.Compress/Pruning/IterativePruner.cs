@@ -367,8 +367,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         var lines = new List<string> { string.Join(',', StepColumns) };
         lines.AddRange(steps.Where(s => s.Action != "baseline").Select(s => string.Create(CultureInfo.InvariantCulture,
             $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action},{s.IdCosine:0.####}")));
-        File.WriteAllLines(Path.Combine(dir, "prune_steps.csv.partial"), lines);
-        File.Move(Path.Combine(dir, "prune_steps.csv.partial"), Path.Combine(dir, "prune_steps.csv"), overwrite: true);
+        FaceFusion.Compress.Assets.AtomicFile.WriteAllLines(Path.Combine(dir, "prune_steps.csv"), lines);
         File.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
 
         var plot = new ScottPlot.Plot();

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Export;
@@ -112,9 +113,8 @@ public static class PruneBenchmark
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "prune_benchmark.csv");
         string F(double v) => double.IsFinite(v) ? v.ToString("0.####", CultureInfo.InvariantCulture) : "";
-        File.WriteAllLines(path + ".partial", rows.Select(r => string.Join(',', r.Criterion, r.Params, r.Macs, F(r.P50Ms), F(r.TestPsnrDb), F(r.PsnrDropDb),
+        AtomicFile.WriteAllLines(path, rows.Select(r => string.Join(',', r.Criterion, r.Params, r.Macs, F(r.P50Ms), F(r.TestPsnrDb), F(r.PsnrDropDb),
             F(r.ParamReduction), F(r.MacReduction), F(r.LatencyReduction), F(r.LatencyPerMac), r.Outcome.Replace(',', ';'))).Prepend(string.Join(',', Columns)));
-        File.Move(path + ".partial", path, overwrite: true);
         return path;
     }
 }

@@ -725,9 +725,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     var latencyCsv = Path.Combine(dir, "latency_by_resolution.csv");
                     int rounds = stage.GetInt("latency_rounds", 20), repeats = stage.GetInt("latency_repeats", 5);
                     var rows = sizes.SelectMany(size => LatencyAt(size, Path.Combine(dir, $"latency-{size}"), rounds, repeats, log)).ToList();
-                    File.Delete(latencyCsv);
-                    CsvAppend.Append(latencyCsv + ".partial", rows);
-                    File.Move(latencyCsv + ".partial", latencyCsv, overwrite: true);
+                    CsvAppend.Write(latencyCsv, rows);
                     outputs["latency:csv"] = latencyCsv;
                 }
                 break;
@@ -748,8 +746,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     {
         var dir = Path.GetDirectoryName(path)!;
         var bytes = proto.ToByteArray();
-        File.WriteAllBytes(path + ".partial", bytes);
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
         log?.Invoke($"  parity ONNX Runtime INT8 vs TorchSharp fake-quant: {QuantAnalysis.Parity(model, bytes, data):0.0} dB");
@@ -790,8 +787,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
 
     private static void WriteManifest(string path, RunManifest manifest)
     {
-        File.WriteAllText(path + ".partial", JsonSerializer.Serialize(manifest, Json));
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(manifest, Json));
     }
 
     /// <summary>

@@ -131,7 +131,7 @@ public sealed class SwapTrainer
         using var log = new CsvLog(Path.Combine(OutputDir, "train_log.csv"), Columns,
             keep => long.TryParse(keep, NumberStyles.Integer, CultureInfo.InvariantCulture, out var st) && st <= resumedAt);
         var board = torch.utils.tensorboard.SummaryWriter(Path.Combine(OutputDir, "tensorboard"));
-        File.AppendAllText(Path.Combine(OutputDir, "train.log"),
+        AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"),
             $"{DateTime.UtcNow:o} {(resumedAt > 0 ? $"resumed at step {resumedAt}" : "started")}; perceptual network: {perceptual.Kind}; threads {torch.get_num_threads()}{(teacher is null ? "" : $"; teacher: {teacher.Description}")}\n");
 
         FaceSwapData? data = null;
@@ -156,7 +156,7 @@ public sealed class SwapTrainer
                 if (skipped is not null)
                 {
                     nonFinite++;
-                    File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} step {step + 1}: {skipped}; step skipped\n");
+                    AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} step {step + 1}: {skipped}; step skipped\n");
                     if (nonFinite >= c.MaxNonFiniteSteps)
                     {
                         var last = LatestCheckpoint();
@@ -164,7 +164,7 @@ public sealed class SwapTrainer
                             throw new InvalidOperationException($"{OutputDir}: {nonFinite} non-finite steps in a row at step {step + 1}{(rolledBack ? " after a rollback with halved learning rates" : " and no checkpoint to roll back to")}; lower optimizer.lr and resume");
                         step = LoadCheckpoint(last, generator, discriminator, optG, optD);
                         foreach (var group in optG.ParamGroups.Concat(optD.ParamGroups)) group.LearningRate *= 0.5;
-                        File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} rolled back to {Path.GetFileName(last)} (step {step}) with halved learning rates\n");
+                        AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} rolled back to {Path.GetFileName(last)} (step {step}) with halved learning rates\n");
                         rolledBack = true;
                         nonFinite = 0;
                         foreach (var t in sampleColumns) t.Dispose();
@@ -396,8 +396,7 @@ public sealed class SwapTrainer
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(staging, final);
         var pointer = Path.Combine(CheckpointsDir, "latest");
-        File.WriteAllText(pointer + ".partial", name);
-        File.Move(pointer + ".partial", pointer, overwrite: true);
+        AtomicFile.WriteAllText(pointer, name);
         foreach (var old in Directory.GetDirectories(CheckpointsDir, "step-*").Where(d => !d.EndsWith(".partial")).Order().SkipLast(_config.KeepCheckpoints))
             Directory.Delete(old, true);
     }
@@ -458,8 +457,7 @@ public sealed class SwapTrainer
 
     private static void WriteAtomic(string path, string text)
     {
-        File.WriteAllText(path + ".partial", text);
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(path, text);
     }
 
     private long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
@@ -497,7 +495,7 @@ public sealed class SwapTrainer
         else if (optimizerFiles.Any(File.Exists))
             throw new InvalidDataException($"{dir}: holds only one of optimizer_g.bin and optimizer_d.bin");
         else
-            File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} {dir}: no optimizer state (a weights-only checkpoint); Adam moments start fresh\n");
+            AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} {dir}: no optimizer state (a weights-only checkpoint); Adam moments start fresh\n");
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));
         return doc.RootElement.GetProperty("step").GetInt64();
     }

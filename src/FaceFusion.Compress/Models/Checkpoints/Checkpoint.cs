@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Text.Json;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Graph;
@@ -20,8 +21,7 @@ public static class Checkpoint
     {
         Directory.CreateDirectory(dir);
         var graphPath = Path.Combine(dir, GraphFile);
-        File.WriteAllText(graphPath + ".partial", model.Graph.ToJson());
-        File.Move(graphPath + ".partial", graphPath, overwrite: true);
+        AtomicFile.WriteAllText(graphPath, model.Graph.ToJson());
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             ["architecture_hash"] = model.Graph.ArchitectureHash(),

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
@@ -43,17 +44,14 @@ public static class SafeTensors
         var headerBytes = new byte[padded];
         Array.Fill(headerBytes, (byte)' ');
         json.CopyTo(headerBytes, 0);
-        var tmp = path + ".partial";
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        AtomicFile.Write(path, file =>
         {
-            Span<byte> length = stackalloc byte[8];
+            var length = new byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
             file.Write(length);
             file.Write(headerBytes);
             foreach (var blob in blobs) file.Write(blob);
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 
     /// <summary>Reads every tensor (CPU). The caller disposes them. Errors name the file and the cause.</summary>
