@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Text.Json;
 using System.Globalization;
 using FaceFusion.Compress.Data;
@@ -256,11 +257,20 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     private static void SaveState(string dir, GraphModule model, string progressJson)
     {
         var staging = dir + ".partial";
-        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        // Both are replaced whole: only when the toolkit made them (the marker, or the progress layout of older runs).
+        DeleteProgress(staging);
+        OwnedFolder.Create(staging, "prune progress");
         Checkpoint.Save(Path.Combine(staging, "model"), model);
-        File.WriteAllText(Path.Combine(staging, "progress.json"), progressJson);
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        AtomicFile.WriteAllText(Path.Combine(staging, "progress.json"), progressJson);
+        DeleteProgress(dir);
         Directory.Move(staging, dir);
+    }
+
+    private static void DeleteProgress(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        if (!OwnedFolder.IsOwned(dir) && File.Exists(Path.Combine(dir, "progress.json")) && new DirectoryInfo(dir).LinkTarget is null) OwnedFolder.Mark(dir, "prune progress (older run)");
+        OwnedFolder.Delete(dir);
     }
 
     private SavedProgress? LoadProgress(GraphModule original)

@@ -45,7 +45,8 @@ public static class PruneBenchmark
         var baseline = ModelSummary.Of(model.Graph, resolution);
         double baselinePsnr = IterativePruner.ValPsnr(model, test, targets);
         var onnxDir = workDir ?? Path.Combine(Path.GetTempPath(), $"ffc-prune-benchmark-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(onnxDir);
+        if (workDir is null) OwnedFolder.Create(onnxDir, "prune benchmark (temporary)");
+        else Directory.CreateDirectory(onnxDir);
         try
         {
             var onnx = new List<string> { Path.Combine(onnxDir, "unpruned.onnx") };
@@ -103,7 +104,7 @@ public static class PruneBenchmark
         }
         finally
         {
-            if (workDir is null && Directory.Exists(onnxDir)) Directory.Delete(onnxDir, true);
+            if (workDir is null) OwnedFolder.Delete(onnxDir);
         }
     }
 

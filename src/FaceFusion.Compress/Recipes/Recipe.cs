@@ -294,7 +294,9 @@ public static class RecipeParser
                 var values = sm.Children.GroupBy(kv => (kv.Key as YamlScalarNode)?.Value ?? "").ToDictionary(g => g.Key, g => g.First());
                 if (!values.TryGetValue("stage", out var kindPair) || kindPair.Value is not YamlScalarNode kindNode || !RecipeSchema.Stages.ContainsKey(kindNode.Value ?? ""))
                 {
-                    Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}");
+                    var given = (values.GetValueOrDefault("stage").Value as YamlScalarNode)?.Value;
+                    Error(item, given is null ? $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}"
+                        : $"stage '{Printable(given)}' is not a stage kind (use one of {string.Join(", ", RecipeSchema.StageKinds)})");
                     continue;
                 }
                 var kind = kindNode.Value!;
@@ -348,12 +350,19 @@ public static class RecipeParser
                 else if (what != "data" && !File.Exists(full) && !Directory.Exists(full))
                     Error(node, $"{what}: '{value}' not found ({full})");
             }
+        // The run folder is artifacts/<name>[-<profile>]: both must be one folder name, never a path out of artifacts/.
+        var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
+        if (Assets.PathSegment.Problem(name) is { } nameProblem)
+            Error(top.GetValueOrDefault("name") ?? root, $"name '{Printable(name)}' {nameProblem}; the run's name must be a single folder name under artifacts/");
+        if (profile is not null && Assets.PathSegment.Problem(profile) is { } profileProblem)
+            errors.Add(new RecipeError(path, 0, 0, $"profile '{Printable(profile)}' {profileProblem}; it must be a single folder name"));
         if (errors.Count > 0) throw new RecipeException(errors);
 
-        var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
         return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList(), top.ContainsKey("note") ? Scalar("note", "") : null, targets);
     }
+
+    private static string Printable(string value) => string.Concat(value.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 
     /// <summary>Budgets that no run can meet, whatever the model: a MAC/param fraction outside (0, 1], a negative drop.</summary>
     private static string? Budget(string kind, string key, string value)

@@ -384,7 +384,8 @@ public sealed class SwapTrainer
         var name = $"step-{step:D6}";
         var final = Path.Combine(CheckpointsDir, name);
         var staging = final + ".partial";
-        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        // Fixed names inside the run's own checkpoints folder; DeleteChild refuses links planted there.
+        OwnedFolder.DeleteChild(CheckpointsDir, name + ".partial");
         Directory.CreateDirectory(staging);
         Checkpoint.Save(staging, generator);
         SafeTensors.Save(Path.Combine(staging, "discriminator.safetensors"), discriminator.state_dict());
@@ -393,12 +394,12 @@ public sealed class SwapTrainer
         optG.save_state_dict(Path.Combine(staging, "optimizer_g.bin"));
         optD.save_state_dict(Path.Combine(staging, "optimizer_d.bin"));
         File.WriteAllText(Path.Combine(staging, "state.json"), JsonSerializer.Serialize(new { step, seed = _config.Seed }));
-        if (Directory.Exists(final)) Directory.Delete(final, true);
+        OwnedFolder.DeleteChild(CheckpointsDir, name);
         Directory.Move(staging, final);
         var pointer = Path.Combine(CheckpointsDir, "latest");
         AtomicFile.WriteAllText(pointer, name);
         foreach (var old in Directory.GetDirectories(CheckpointsDir, "step-*").Where(d => !d.EndsWith(".partial")).Order().SkipLast(_config.KeepCheckpoints))
-            Directory.Delete(old, true);
+            OwnedFolder.DeleteChild(CheckpointsDir, Path.GetFileName(old));
     }
 
     /// <summary>
