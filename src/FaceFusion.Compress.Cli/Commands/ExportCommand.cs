@@ -38,6 +38,10 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         [Description("Keep BatchNormalization nodes instead of folding them into the convs.")]
         public bool NoFoldBn { get; init; }
 
+        [CommandOption("--no-wait")]
+        [Description("If another process is writing the same output, stop (exit 1) instead of waiting for it.")]
+        public bool NoWait { get; init; }
+
         public override ValidationResult Validate() =>
             Output is null ? ValidationResult.Error("-o|--output FILE is required")
             : Precision is not ("fp32" or "fp16" or "int8") ? ValidationResult.Error($"--precision '{Precision}': use fp32, fp16 or int8")
@@ -46,6 +50,10 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        AtomicFile.RequireRegularOrAbsent(Path.GetFullPath(settings.Output!));
+        // One writer per output: two exports to one file would otherwise race, and one would report the other's model.
+        using var held = OutputLock.ForPath(settings.Output!, wait: !settings.NoWait, line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]"));
+        AtomicFile.CleanLeftovers(settings.Output!);
         if (settings.Precision == "int8") return ExportQat(settings);
         GraphModule model;
         var metadata = new Dictionary<string, string>();

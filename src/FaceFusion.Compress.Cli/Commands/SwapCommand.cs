@@ -96,11 +96,16 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
             : Face == "reference" && ReferenceFace is null ? ValidationResult.Error("--face reference needs --reference-face IMAGE")
             : Blend is not ("feather" or "poisson") ? ValidationResult.Error($"--blend '{Blend}': use feather or poisson")
             : EmbedderNormalization is not ("ffc" or "insightface") ? ValidationResult.Error($"--embedder-normalization '{EmbedderNormalization}': use ffc or insightface")
+            // NaN passes every comparison: a NaN blur once painted a black box over the face.
+            : !double.IsFinite(MaskBlur) || MaskBlur < 0 || MaskBlur > 1 ? ValidationResult.Error($"--mask-blur {MaskBlur}: a fraction of the crop in [0, 1]")
+            : !double.IsFinite(MaskPadding) || MaskPadding < 0 || MaskPadding >= 0.5 ? ValidationResult.Error($"--mask-padding {MaskPadding}: a fraction of the crop in [0, 0.5)")
+            : !double.IsFinite(ReferenceThreshold) ? ValidationResult.Error($"--reference-threshold {ReferenceThreshold}: a finite number")
             : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        RequireSafeOutput(settings);
         var options = new SwapOptions
         {
             AllFaces = settings.AllFaces, ColorCorrection = !settings.NoColor, MaskBlur = settings.MaskBlur, MaskPadding = settings.MaskPadding,
@@ -149,6 +154,33 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         AnsiConsole.MarkupLineInterpolated($"judge (face-api recogniser, not used in training): {what}: source's person {asSource}, target's {asTarget}, neither {verdicts.Count - asSource - asTarget}; mean distance to the source {verdicts.Average(v => v.ToSource):0.000}, to the target {verdicts.Average(v => v.ToTarget):0.000} (same person below {IdentityJudge.SameThreshold})");
         if (asTarget * 2 > verdicts.Count)
             AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {model} did not swap: the judge still sees the target's person in {asTarget} of {verdicts.Count} {(verdicts.Count == 1 ? "output" : "frames")}");
+    }
+
+    /// <summary>Before any work: the output is a new or regular file, none of the inputs, and of the format written.</summary>
+    private static void RequireSafeOutput(Settings settings)
+    {
+        var output = settings.Output!;
+        AtomicFile.RequireRegularOrAbsent(Path.GetFullPath(output));
+        foreach (var (option, input) in new[] { ("--target", settings.Target), ("--source", settings.Source), ("--reference-face", settings.ReferenceFace) })
+            if (input is not null && SameFile(input, output))
+                throw new SwapInputException($"{output}: -o is the {option} input; writing it would destroy the input; choose another output");
+        bool video = VideoReader.IsVideo(settings.Target!) && settings.Compare is null;
+        var extension = Path.GetExtension(output).ToLowerInvariant();
+        if (!video && extension != ".png")
+            throw new SwapInputException($"{output}: images are written as PNG; name the output .png");
+        if (video && extension != ".mp4")
+            throw new SwapInputException($"{output}: videos are written as H.264 MP4; name the output .mp4");
+    }
+
+    private static bool SameFile(string a, string b)
+    {
+        static string Real(string p)
+        {
+            var full = Path.GetFullPath(p);
+            try { return File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full; }
+            catch (IOException) { return full; }
+        }
+        return string.Equals(Real(a), Real(b), OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
     }
 
     private static int Compare(Settings settings, AssetPaths assets, RgbImage sourceImage, SwapOptions options)
