@@ -55,13 +55,22 @@ public static class OwnedFolder
             : $"{dir}: exists and was not made by ffc (no {MarkerName} marker); choose another {option}, or --force for an empty folder; nothing was changed");
     }
 
-    /// <summary>Deletes <paramref name="dir"/> recursively if it is one of the toolkit's own; does nothing when it is absent.</summary>
+    /// <summary>
+    /// Deletes <paramref name="dir"/> recursively if it is one of the toolkit's own; does nothing when it is absent.
+    /// With <paramref name="orEmpty"/> an unmarked empty folder (one --force accepted) is removed too.
+    /// </summary>
     /// <exception cref="UnsafeOutputException">It exists without the marker, or is a link: nothing is deleted.</exception>
-    public static void Delete(string dir)
+    public static void Delete(string dir, bool orEmpty = false)
     {
         var full = Path.GetFullPath(dir);
         RequireNotLink(full);
         if (!Directory.Exists(full)) return;
+        if (orEmpty && !IsOwned(full) && !Directory.EnumerateFileSystemEntries(full).Any())
+        {
+            // Not recursive: fails rather than deleting anything that appeared since.
+            Directory.Delete(full, recursive: false);
+            return;
+        }
         if (!IsOwned(full)) throw new UnsafeOutputException($"{dir}: not deleted: it was not made by ffc (no {MarkerName} marker)");
         Directory.Delete(full, recursive: true);
     }

@@ -153,7 +153,7 @@ public sealed class DatasetPreparer : IDisposable
         try
         {
             var result = PrepareInto(sources, staging, options, fingerprint, progress);
-            OwnedFolder.Delete(outputDir);
+            OwnedFolder.Delete(outputDir, orEmpty: options.Force);
             Directory.Move(staging, outputDir);
             return result with { OutputDir = outputDir };
         }
