@@ -66,7 +66,7 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
         AnsiConsole.Write(table);
         var csv = Path.Combine(Workspace.Root, "artifacts", "bench", "train_speed.csv");
         Directory.CreateDirectory(Path.GetDirectoryName(csv)!);
-        File.WriteAllLines(csv, rows);
+        AtomicFile.WriteAllLines(csv, rows);
         AnsiConsole.MarkupLineInterpolated($"written {csv}");
         return 0;
     }

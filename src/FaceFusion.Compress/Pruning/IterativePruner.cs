@@ -378,7 +378,7 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         lines.AddRange(steps.Where(s => s.Action != "baseline").Select(s => string.Create(CultureInfo.InvariantCulture,
             $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action},{s.IdCosine:0.####}")));
         FaceFusion.Compress.Assets.AtomicFile.WriteAllLines(Path.Combine(dir, "prune_steps.csv"), lines);
-        File.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
+        AtomicFile.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
 
         var plot = new ScottPlot.Plot();
         var kept = steps.Where(s => s.Action is "baseline" or "accepted").ToList();

@@ -392,7 +392,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         if (manifest.RecipeText is not null)
         {
             var copy = Path.Combine(Path.GetTempPath(), $"ffc-{Guid.NewGuid():N}-{Path.GetFileName(manifest.Recipe)}");
-            File.WriteAllText(copy, manifest.RecipeText);
+            AtomicFile.WriteAllText(copy, manifest.RecipeText);
             try { recipe = RecipeParser.Load(copy, manifest.Profile, manifest.Teacher); }
             finally { File.Delete(copy); }
         }
@@ -493,7 +493,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             if (QuantizationAware.IsQuantized(reference))
             {
                 var (model, simulator) = QuantizationAware.Load(reference);
-                using (model) using (simulator) File.WriteAllBytes(path, QuantizationAware.ExportInt8(model, simulator, resolution: size).ToByteArray());
+                using (model) using (simulator) AtomicFile.WriteAllBytes(path, QuantizationAware.ExportInt8(model, simulator, resolution: size).ToByteArray());
                 models.Add((label, "int8", path));
             }
             else

@@ -211,7 +211,7 @@ public static class RunReport
         {
             var stage = Path.GetRelativePath(runDir, png).Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)[0];
             var name = $"{stage}_{Path.GetFileName(png)}";
-            File.Copy(png, Path.Combine(dir, name), overwrite: true);
+            AtomicFile.WriteAllBytes(Path.Combine(dir, name), File.ReadAllBytes(png));
             return name;
         }
         foreach (var png in Directory.GetFiles(runDir, "sensitivity.png", SearchOption.AllDirectories).Concat(Directory.GetFiles(runDir, "prune_psnr_vs_macs.png", SearchOption.AllDirectories)).Where(Outside).Order(StringComparer.Ordinal))

@@ -98,7 +98,7 @@ public sealed class SwapTrainer
         if (latest is not null && !resume)
             throw new InvalidOperationException($"{OutputDir}: holds a checkpoint from an earlier run; pass --resume to continue it, or choose another output");
         Directory.CreateDirectory(OutputDir);
-        File.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
+        AtomicFile.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
 
         torch.manual_seed(c.Seed);
         using var generator = BuildGenerator(latest is not null && resume);
@@ -204,7 +204,7 @@ public sealed class SwapTrainer
             generator.eval();
             Checkpoint.Save(ModelDir, generator, new Dictionary<string, string> { ["trained_steps"] = step.ToString(CultureInfo.InvariantCulture) });
             if (quantization is not null) WriteAtomic(Path.Combine(ModelDir, QuantizationAware.FileName), quantization.ToJson());
-            File.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
         }
         return step;
     }
