@@ -295,8 +295,7 @@ public static class RecipeParser
                 if (!values.TryGetValue("stage", out var kindPair) || kindPair.Value is not YamlScalarNode kindNode || !RecipeSchema.Stages.ContainsKey(kindNode.Value ?? ""))
                 {
                     var given = (values.GetValueOrDefault("stage").Value as YamlScalarNode)?.Value;
-                    Error(item, given is null ? $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}"
-                        : $"stage '{Printable(given)}' is not a stage kind (use one of {string.Join(", ", RecipeSchema.StageKinds)})");
+                    Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}{(given is null ? "" : $"; '{Printable(given)}' is not one")}");
                     continue;
                 }
                 var kind = kindNode.Value!;
