@@ -385,6 +385,13 @@ public static class RecipeParser
             return $"{value} is impossible (held-in pairs go both ways: at least 2)";
         if (key == "attention_kv_pool" && int.TryParse(value, CultureInfo.InvariantCulture, out var pool) && pool < 1)
             return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
+        // Counts: none is negative, and these need at least one (a zero-image calibration or zero pairs measures nothing).
+        if (RecipeSchema.Stages.TryGetValue(kind, out var schema) && schema.TryGetValue(key, out var spec) && spec.Type == "int"
+            && int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
+        {
+            bool positive = key is "calibration" or "pairs" or "eval_pairs" or "min_channels" or "channel_multiple" or "train_limit" or "judge_pairs";
+            if (n < 0 || positive && n < 1) return $"{value} is impossible (a count of {(positive ? "at least 1" : "0 or more")})";
+        }
         return null;
     }
 
@@ -424,7 +431,7 @@ public static class RecipeParser
     private static string? CheckType(string type, string value) => type switch
     {
         "int" => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _) ? null : $"must be an integer, got '{value}'",
-        "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : $"must be a number, got '{value}'",
+        "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? null : $"must be a finite number, got '{value}'",
         "bool" => bool.TryParse(value, out _) ? null : $"must be true or false, got '{value}'",
         "list" => value.Split(',').All(v => v.Trim().Length > 0) ? null : "must be a list",
         "int list" => value.Split(',').All(v => int.TryParse(v.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 16 && n % 16 == 0)
