@@ -282,9 +282,17 @@ public sealed class FaceSwapPipeline : IDisposable
                     progress?.Report((++frames, total));
                 }
             }
+            catch
+            {
+                // A decode or swap failure: the half-encoded temporary file is ours to remove.
+                try { stdin.Close(); } catch (IOException) { }
+                ffmpeg.WaitForExit();
+                AtomicFile.Discard(partial);
+                throw;
+            }
             finally
             {
-                stdin.Close();
+                try { stdin.Close(); } catch (IOException) { }
                 ffmpeg.WaitForExit();
             }
             if (ffmpeg.ExitCode != 0)
