@@ -238,6 +238,53 @@ public class OutputSafetyTests
         Assert.NotEqual(before, Sha(model));
     }
 
+    private static Process StartFfc(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args.Prepend(Path.Combine(AppContext.BaseDirectory, "ffc.dll"))) psi.ArgumentList.Add(a);
+        psi.Environment["COLUMNS"] = "200";
+        return Process.Start(psi)!;
+    }
+
+    [Fact]
+    public void TwoConcurrentExports_ToOneOutput_LeaveTheLastWritersWholeModel()
+    {
+        var root = TestAssets.TempDir();
+        var checkpoint = Path.Combine(root, "model");
+        using (var m = Export.ExportParityTests.Prepared(FaceFusion.Compress.Models.Architectures.SwapperArchitectures.Student(32))) FaceFusion.Compress.Models.Checkpoints.Checkpoint.Save(checkpoint, m);
+        var expected = new Dictionary<string, string>();
+        foreach (var precision in new[] { "fp32", "fp16" })
+        {
+            var reference = Path.Combine(root, $"{precision}.onnx");
+            var (code, text) = CliTests.Ffc("export", checkpoint, "--precision", precision, "-o", reference);
+            Assert.True(code == 0, text);
+            expected[precision] = Sha(reference);
+        }
+        Assert.NotEqual(expected["fp32"], expected["fp16"]);
+
+        var output = Path.Combine(root, "out", "m.onnx");
+        var runs = new[] { "fp32", "fp16" }.Select(p => (Precision: p, Process: StartFfc("export", checkpoint, "--precision", p, "-o", output))).ToList();
+        var texts = runs.Select(r => (r.Precision, Out: r.Process.StandardOutput.ReadToEndAsync(), Err: r.Process.StandardError.ReadToEndAsync())).ToList();
+        var exited = new List<string>();
+        while (exited.Count < 2)
+        {
+            foreach (var (precision, process) in runs.Where(r => !exited.Contains(r.Precision) && r.Process.WaitForExit(20))) exited.Add(precision);
+        }
+        foreach (var (precision, process) in runs)
+        {
+            var t = texts.First(x => x.Precision == precision);
+            Assert.True(process.ExitCode == 0, t.Out.Result + t.Err.Result);
+            Assert.Contains($"{precision})", t.Out.Result);
+            process.Dispose();
+        }
+        // One writer at a time: the file is whole, and it is the model of the writer that finished last (the one that
+        // waited, when they overlapped), never the other's under its name.
+        var waited = texts.Where(x => x.Out.Result.Contains("is in use by process")).Select(x => x.Precision).ToList();
+        var last = waited.Count == 1 ? waited[0] : exited[^1];
+        Assert.Equal(expected[last], Sha(output));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(output)!, "*.partial"));
+    }
+
     [Fact]
     public void DataPrepareAndRun_ToAnOutputInUse_StopWithNoWait()
     {
