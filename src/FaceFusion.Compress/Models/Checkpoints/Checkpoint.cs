@@ -170,6 +170,9 @@ public static class Checkpoint
                     var source = tensors[name];
                     if (!source.shape.SequenceEqual(target.shape))
                         throw new InvalidDataException($"{weightsPath}: '{name}' has shape [{string.Join(",", source.shape)}], the graph needs [{string.Join(",", target.shape)}]");
+                    // Converting would turn, e.g., integer bytes into float weights without a word: the file is refused.
+                    if (source.dtype != target.dtype)
+                        throw new InvalidDataException($"{weightsPath}: '{name}' is stored as {source.dtype}, the graph needs {target.dtype}");
                     target.copy_(source.to(target.dtype));
                 }
             }
