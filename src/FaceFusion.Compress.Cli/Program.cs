@@ -8,6 +8,7 @@ var app = new CommandApp();
 app.Configure(config =>
 {
     config.SetApplicationName("ffc");
+    config.SetInterceptor(new FaceFusion.Compress.Cli.FiniteNumbers());
     config.SetApplicationVersion(typeof(FaceFusion.Compress.Data.FaceManifest).Assembly.GetName().Version?.ToString(3) ?? "0");
     config.SetExceptionHandler((exception, _) =>
     {

@@ -92,7 +92,7 @@ internal sealed class BenchmarkSwapJudgeCommand : Command<BenchmarkSwapJudgeComm
             var dir = settings.Output ?? Path.Combine(Workspace.Root, "artifacts", "bench", "swap-judge");
             Directory.CreateDirectory(dir);
             CsvAppend.Append(Path.Combine(dir, "judge.csv"), rows);
-            File.WriteAllText(Path.Combine(dir, "judge.md"), $"# Swap judge\n\n{Describe(sets, data, r)}\n\n{SwapJudging.Markdown(rows)}\nCPU: {CpuInfo.Describe}\n");
+            AtomicFile.WriteAllText(Path.Combine(dir, "judge.md"), $"# Swap judge\n\n{Describe(sets, data, r)}\n\n{SwapJudging.Markdown(rows)}\nCPU: {CpuInfo.Describe}\n");
             AnsiConsole.WriteLine($"wrote {Path.Combine(dir, "judge.csv")} and judge.md");
             return 0;
         }

@@ -45,8 +45,8 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
         foreach (var model in settings.Models.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             foreach (var resolution in settings.Resolutions.Split(',').Select(r => int.Parse(r, CultureInfo.InvariantCulture)))
             {
-                var output = Path.Combine(Path.GetTempPath(), $"ffc-bench-train-{Environment.ProcessId}-{model}-{resolution}");
-                if (Directory.Exists(output)) Directory.Delete(output, true);
+                var output = Path.Combine(Path.GetTempPath(), $"ffc-bench-train-{Environment.ProcessId}-{Guid.NewGuid():N}");
+                OwnedFolder.Create(output, "benchmark train (temporary)");
                 var config = new TrainConfig
                 {
                     Model = model, Resolution = Math.Max(resolution, 64), Data = data, Output = output, BatchSize = settings.Batch,
@@ -57,7 +57,7 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
                 var clock = Stopwatch.StartNew();
                 var progress = new InlineProgress<TrainProgress>(_ => { times.Add(clock.Elapsed.TotalSeconds); });
                 new SwapTrainer(config, assets, Workspace.Root).Train(false, progress, settings.Steps + 2, cancellationToken);
-                Directory.Delete(output, true);
+                OwnedFolder.Delete(output);
                 double perStep = (times[^1] - times[1]) / settings.Steps;
                 double ips = settings.Batch / perStep;
                 table.AddRow(model, resolution.ToString(), settings.Batch.ToString(), $"{ips:0.00}", $"{perStep:0.000}");
@@ -66,7 +66,7 @@ internal sealed class BenchmarkTrainCommand : Command<BenchmarkTrainCommand.Sett
         AnsiConsole.Write(table);
         var csv = Path.Combine(Workspace.Root, "artifacts", "bench", "train_speed.csv");
         Directory.CreateDirectory(Path.GetDirectoryName(csv)!);
-        File.WriteAllLines(csv, rows);
+        AtomicFile.WriteAllLines(csv, rows);
         AnsiConsole.MarkupLineInterpolated($"written {csv}");
         return 0;
     }

@@ -39,8 +39,12 @@ internal sealed class DataPrepareCommand : Command<DataPrepareCommand.Settings>
         public int FrameStep { get; init; } = 1;
 
         [CommandOption("--force")]
-        [Description("Redo even when the dataset is up to date with its inputs.")]
+        [Description("Redo even when the dataset is up to date with its inputs; an existing empty folder may then be the output (a non-empty one only if ffc made it).")]
         public bool Force { get; init; }
+
+        [CommandOption("--no-wait")]
+        [Description("If another process is preparing the same output, stop (exit 1) instead of waiting for it.")]
+        public bool NoWait { get; init; }
 
         public override ValidationResult Validate()
         {
@@ -77,7 +81,7 @@ internal sealed class DataPrepareCommand : Command<DataPrepareCommand.Settings>
             : Workspace.BundledDataset);
         var options = new PrepareOptions
         {
-            CropSizes = sizes, FrameStep = settings.FrameStep, Force = settings.Force,
+            CropSizes = sizes, FrameStep = settings.FrameStep, Force = settings.Force, NoWait = settings.NoWait,
             // The bundled stills are the unseen identities; a user's folder holds identities out by hash instead.
             Splits = new SplitPolicy { StillTrainFraction = user ? 0.8 : 0.0 },
         };

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
@@ -41,6 +42,10 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         [Description("Keep BatchNormalization nodes instead of folding them into the convs.")]
         public bool NoFoldBn { get; init; }
 
+        [CommandOption("--no-wait")]
+        [Description("If another process is writing the same output, stop (exit 1) instead of waiting for it.")]
+        public bool NoWait { get; init; }
+
         public override ValidationResult Validate() =>
             Output is null ? ValidationResult.Error("-o|--output FILE is required")
             : Precision is not ("fp32" or "fp16" or "int8") ? ValidationResult.Error($"--precision '{Precision}': use fp32, fp16 or int8")
@@ -49,6 +54,10 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        AtomicFile.RequireRegularOrAbsent(Path.GetFullPath(settings.Output!));
+        // One writer per output: two exports to one file would otherwise race, and one would report the other's model.
+        using var held = OutputLock.ForPath(settings.Output!, wait: !settings.NoWait, line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]"));
+        AtomicFile.CleanLeftovers(settings.Output!);
         if (settings.Precision == "int8") return ExportQat(settings);
         GraphModule model;
         var metadata = new Dictionary<string, string>();
@@ -98,9 +107,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         {
             var metadata = new Dictionary<string, string> { ["source_checkpoint"] = Path.GetFullPath(settings.Model) };
             var proto = QuantizationAware.ExportInt8(model, simulator, metadata: metadata, resolution: settings.Resolution, opset: settings.Opset);
-            var partial = settings.Output! + ".partial";
-            File.WriteAllBytes(partial, proto.ToByteArray());
-            File.Move(partial, settings.Output!, overwrite: true);
+            AtomicFile.WriteAllBytes(settings.Output!, proto.ToByteArray());
             var size = new FileInfo(settings.Output!).Length;
             AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({size / 1024.0 / 1024.0:0.00} MB, {proto.Graph.Node.Count} nodes, opset {settings.Opset}, int8 QDQ at {settings.Resolution?.ToString() ?? "the model's resolution"})");
         }

@@ -237,7 +237,7 @@ internal sealed class SensitivityCommand : Command<SensitivityCommand.Settings>
             var allocation = Sensitivity.Allocate(rows, original, budget);
             var lines = new List<string> { "group,producer,ratio" };
             lines.AddRange(allocation.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key},{analysis.Group(kv.Key).Producers[0]},{kv.Value:0.###}")));
-            File.WriteAllLines(Path.Combine(dir, "allocation.csv"), lines);
+            AtomicFile.WriteAllLines(Path.Combine(dir, "allocation.csv"), lines);
             AnsiConsole.MarkupLineInterpolated($"per-group ratios for MACs ≤ {ModelSummary.Human(budget)} (approximating savings as additive): {Path.Combine(dir, "allocation.csv")}");
         }
         AnsiConsole.MarkupLineInterpolated($"written {Path.Combine(dir, "sensitivity.csv")} and sensitivity.png");

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.ComponentModel;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
@@ -70,8 +71,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         var sqnr = QuantAnalysis.Sqnr(folded, simulator, data);
         var sqnrCsv = QuantAnalysis.WriteSqnr(dir, sqnr);
         QuantAnalysis.RequireSqnrFloor(sqnr, config.MinSqnrDb, settings.Model, sqnrCsv);
-        File.WriteAllBytes(output + ".partial", bytes);
-        File.Move(output + ".partial", output, overwrite: true);
+        AtomicFile.WriteAllBytes(output, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {method} calibration on {settings.Calibration} images)");
         AnsiConsole.MarkupLineInterpolated($"ONNX Runtime's optimised graph: {kernels.IntegerOps} integer kernels ({string.Join(", ", kernels.OpCounts.Where(kv => kv.Key.StartsWith("QLinear")).Select(kv => $"{kv.Key} ×{kv.Value}"))}), {kernels.FloatConvs} float convs");
@@ -104,8 +104,7 @@ internal sealed class PtqCommand : Command<PtqCommand.Settings>
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         var sqnrCsv = QuantAnalysis.WriteSqnr(Path.GetDirectoryName(output)!, result.Sqnr);
         QuantAnalysis.RequireSqnrFloor(result.Sqnr, config.MinSqnrDb, settings.Model, sqnrCsv);
-        File.WriteAllBytes(output + ".partial", bytes);
-        File.Move(output + ".partial", output, overwrite: true);
+        AtomicFile.WriteAllBytes(output, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         AnsiConsole.MarkupLineInterpolated($"wrote {settings.Output} ({bytes.Length / 1048576.0:0.00} MB, {new FileInfo(settings.Model).Length / 1048576.0:0.00} MB before; {method} calibration on {settings.Calibration} inputs)");
         AnsiConsole.MarkupLineInterpolated($"io preset {result.Preset.Description}");

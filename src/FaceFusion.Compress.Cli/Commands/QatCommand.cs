@@ -136,8 +136,7 @@ internal sealed class QatCommand : Command<QatCommand.Settings>
             var sqnr = QuantAnalysis.Sqnr(model, simulator, Workspace.Resolve(data));
             var sqnrCsv = QuantAnalysis.WriteSqnr(trainer.OutputDir, sqnr);
             QuantAnalysis.RequireSqnrFloor(sqnr, q.MinSqnrDb, trainer.ModelDir, sqnrCsv);
-            File.WriteAllBytes(onnx + ".partial", bytes);
-            File.Move(onnx + ".partial", onnx, overwrite: true);
+            AtomicFile.WriteAllBytes(onnx, bytes);
             double parity = QuantAnalysis.Parity(model, bytes, Workspace.Resolve(data));
             var kernels = PostTrainingQuantizer.InspectKernels(bytes);
             using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(trainer.ModelDir, "metrics.json")));

@@ -34,6 +34,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Another run folder of the same teacher, data, seed and resolution (e.g. another profile's): its leading stages finished with the same parameters are copied in, verified by hash, and skipped here.")]
         public string? ReuseFrom { get; init; }
 
+        [CommandOption("--no-wait")]
+        [Description("If another process is running the same run folder, stop (exit 1) instead of waiting for it.")]
+        public bool NoWait { get; init; }
+
         [CommandOption("--dry-run")]
         [Description("Validate and print the plan with estimated params/MACs; do no work.")]
         public bool DryRun { get; init; }
@@ -48,7 +52,10 @@ internal sealed class RunCommand : Command<RunCommand.Settings>
             foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");
             return 2;
         }
-        var runner = new RecipeRunner(recipe, AssetPaths.Locate(), Workspace.Root, settings.Artifacts is null ? null : Path.GetFullPath(settings.Artifacts));
+        var runner = new RecipeRunner(recipe, AssetPaths.Locate(), Workspace.Root, settings.Artifacts is null ? null : Path.GetFullPath(settings.Artifacts))
+        {
+            NoWait = settings.NoWait,
+        };
         if (settings.DryRun)
         {
             AnsiConsole.MarkupLineInterpolated($"plan for {recipe.Name}{(recipe.Profile is null ? "" : $" ({recipe.Profile})")} → {runner.RunDir}");

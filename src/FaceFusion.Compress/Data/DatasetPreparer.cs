@@ -24,8 +24,10 @@ public sealed record PrepareOptions
     /// <summary>Use every n-th video frame.</summary>
     public int FrameStep { get; init; } = 1;
     public SplitPolicy Splits { get; init; } = new();
-    /// <summary>Redo even when the output is up to date.</summary>
+    /// <summary>Redo even when the output is up to date; also lets an existing empty folder be the output.</summary>
     public bool Force { get; init; }
+    /// <summary>When another process prepares the same output, stop with <see cref="OutputInUseException"/> instead of waiting.</summary>
+    public bool NoWait { get; init; }
 }
 
 /// <summary>Progress of a preparation run.</summary>
@@ -121,7 +123,9 @@ public sealed class DatasetPreparer : IDisposable
         if (sources.Count == 0) throw new InvalidDataException("no input files to prepare");
         if (options.CropSizes.Length == 0 || options.CropSizes.Any(s => s < 16 || s > 1024))
             throw new ArgumentException("crop sizes must be between 16 and 1024 pixels");
-        outputDir = Path.GetFullPath(outputDir);
+        outputDir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputDir));
+        // One preparer per output: a second waits (or stops), so none deletes another's staging folder.
+        using var held = OutputLock.ForPath(outputDir, wait: !options.NoWait);
         var fingerprint = Fingerprint(sources, options);
         var summaryPath = Path.Combine(outputDir, SummaryFileName);
         if (!options.Force && File.Exists(summaryPath) && File.Exists(Path.Combine(outputDir, FaceManifest.FileName)))
@@ -131,6 +135,8 @@ public sealed class DatasetPreparer : IDisposable
                 return new PrepareResult(outputDir, doc.RootElement.GetProperty("faces").GetInt32(), 0, true, []);
         }
 
+        // Checked before any work: only a folder this toolkit made (or, with --force, an empty one) is replaced.
+        OwnedFolder.RequireReplaceable(outputDir, options.Force);
         var parent = Path.GetDirectoryName(outputDir)!;
         // Roughly one face per image and per sampled video frame, each a PNG per crop size (~half the raw RGB size).
         long faces = sources.Count(s => !s.IsVideo) + sources.Where(s => s.IsVideo && s.FrameOfVideo is null).Sum(s =>
@@ -139,20 +145,21 @@ public sealed class DatasetPreparer : IDisposable
         });
         Assets.DiskSpace.Require(parent, faces * options.CropSizes.Sum(size => 3L * size * size / 2), $"about {faces} aligned faces");
         Directory.CreateDirectory(parent);
-        foreach (var stale in Directory.GetDirectories(parent, Path.GetFileName(outputDir) + ".partial-*"))
-            Directory.Delete(stale, recursive: true);
-        var staging = $"{outputDir}.partial-{Environment.ProcessId}";
-        Directory.CreateDirectory(staging);
+        // Staging folders of killed runs: the lock says none is in use; only marked ones are the toolkit's to remove.
+        foreach (var stale in Directory.GetDirectories(parent, Path.GetFileName(outputDir) + ".partial-*").Where(OwnedFolder.IsOwned))
+            OwnedFolder.Delete(stale);
+        var staging = $"{outputDir}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        OwnedFolder.Create(staging, "data prepare");
         try
         {
             var result = PrepareInto(sources, staging, options, fingerprint, progress);
-            if (Directory.Exists(outputDir)) Directory.Delete(outputDir, recursive: true);
+            OwnedFolder.Delete(outputDir, orEmpty: options.Force);
             Directory.Move(staging, outputDir);
             return result with { OutputDir = outputDir };
         }
         catch
         {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            if (OwnedFolder.IsOwned(staging)) OwnedFolder.Delete(staging);
             throw;
         }
     }

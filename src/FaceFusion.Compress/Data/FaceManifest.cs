@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Reporting;
 using System.Globalization;
 using CsvHelper;
 
@@ -65,11 +66,7 @@ public static class FaceManifest
     /// <summary>Writes the manifest through a temporary file and a rename.</summary>
     public static void Write(string path, IEnumerable<FaceRecord> records)
     {
-        var tmp = path + ".partial";
-        using (var writer = new StreamWriter(tmp))
-        using (var csv = CsvWriter.Create(writer))
-            csv.WriteRecords(records);
-        File.Move(tmp, path, overwrite: true);
+        CsvAppend.Write(path, records);
     }
 
     /// <summary>Reads a manifest; errors name the file and the line.</summary>

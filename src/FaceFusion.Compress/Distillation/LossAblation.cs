@@ -107,8 +107,7 @@ public static class LossAblation
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "ablation.csv");
         string F(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
-        File.WriteAllLines(path + ".partial", rows.Select(r => string.Join(',', r.Removed, F(r.PsnrDb), F(r.Ssim), F(r.IdentityCosine), F(r.PsnrVsTeacherDb))).Prepend(string.Join(',', Columns)));
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllLines(path, rows.Select(r => string.Join(',', r.Removed, F(r.PsnrDb), F(r.Ssim), F(r.IdentityCosine), F(r.PsnrVsTeacherDb))).Prepend(string.Join(',', Columns)));
         return path;
     }
 }

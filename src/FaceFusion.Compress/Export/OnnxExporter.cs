@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Reflection;
 using FaceFusion.Compress.Models.Graph;
 using Google.Protobuf;
@@ -104,8 +105,7 @@ public sealed class OnnxExporter
         FaceFusion.Compress.Assets.DiskSpace.Require(path, proto.CalculateSize(), "the ONNX model");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        File.WriteAllBytes(path + ".partial", proto.ToByteArray());
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, proto.ToByteArray());
         return proto;
     }
 

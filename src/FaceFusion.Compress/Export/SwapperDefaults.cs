@@ -11,7 +11,7 @@ public sealed class ResolvedSwapper(string onnxPath, string name, string? export
 
     public void Dispose()
     {
-        if (exportFolder is not null && Directory.Exists(exportFolder)) Directory.Delete(exportFolder, recursive: true);
+        if (exportFolder is not null) OwnedFolder.Delete(exportFolder);
     }
 }
 
@@ -42,7 +42,7 @@ public static class SwapperDefaults
         if (File.Exists(model)) return new ResolvedSwapper(model, Path.GetFileName(model), null);
         if (!Directory.Exists(model)) throw new FileNotFoundException($"{model}: no such ONNX file or checkpoint folder");
         var exportFolder = Path.Combine(Path.GetTempPath(), $"ffc-swap-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(exportFolder);
+        OwnedFolder.Create(exportFolder, "swap (temporary export)");
         try
         {
             var onnx = Path.Combine(exportFolder, Path.GetFileName(Path.TrimEndingDirectorySeparator(model)) + ".onnx");
@@ -53,7 +53,7 @@ public static class SwapperDefaults
         }
         catch
         {
-            Directory.Delete(exportFolder, recursive: true);
+            OwnedFolder.Delete(exportFolder);
             throw;
         }
     }

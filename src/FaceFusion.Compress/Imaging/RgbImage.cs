@@ -95,9 +95,7 @@ public sealed class RgbImage
         var bytes = EncodePng();
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        var tmp = path + ".partial";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        FaceFusion.Compress.Assets.AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>PNG bytes of this image.</summary>

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Text.Json;
 using System.Globalization;
 using FaceFusion.Compress.Data;
@@ -256,11 +257,20 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
     private static void SaveState(string dir, GraphModule model, string progressJson)
     {
         var staging = dir + ".partial";
-        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        // Both are replaced whole: only when the toolkit made them (the marker, or the progress layout of older runs).
+        DeleteProgress(staging);
+        OwnedFolder.Create(staging, "prune progress");
         Checkpoint.Save(Path.Combine(staging, "model"), model);
-        File.WriteAllText(Path.Combine(staging, "progress.json"), progressJson);
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        AtomicFile.WriteAllText(Path.Combine(staging, "progress.json"), progressJson);
+        DeleteProgress(dir);
         Directory.Move(staging, dir);
+    }
+
+    private static void DeleteProgress(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        if (!OwnedFolder.IsOwned(dir) && File.Exists(Path.Combine(dir, "progress.json")) && new DirectoryInfo(dir).LinkTarget is null) OwnedFolder.Mark(dir, "prune progress (older run)");
+        OwnedFolder.Delete(dir);
     }
 
     private SavedProgress? LoadProgress(GraphModule original)
@@ -367,9 +377,8 @@ public sealed class IterativePruner(PruneOptions options, IdentityNetwork identi
         var lines = new List<string> { string.Join(',', StepColumns) };
         lines.AddRange(steps.Where(s => s.Action != "baseline").Select(s => string.Create(CultureInfo.InvariantCulture,
             $"{s.Step},{s.Params},{s.Macs},{s.P50Ms:0.###},{s.PsnrDb:0.###},{s.Action},{s.IdCosine:0.####}")));
-        File.WriteAllLines(Path.Combine(dir, "prune_steps.csv.partial"), lines);
-        File.Move(Path.Combine(dir, "prune_steps.csv.partial"), Path.Combine(dir, "prune_steps.csv"), overwrite: true);
-        File.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
+        FaceFusion.Compress.Assets.AtomicFile.WriteAllLines(Path.Combine(dir, "prune_steps.csv"), lines);
+        AtomicFile.WriteAllText(Path.Combine(dir, "prune_outcome.txt"), outcome + Environment.NewLine);
 
         var plot = new ScottPlot.Plot();
         var kept = steps.Where(s => s.Action is "baseline" or "accepted").ToList();

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Export;
@@ -47,7 +48,8 @@ public static class PruneBenchmark
         var baseline = ModelSummary.Of(model.Graph, resolution);
         double baselinePsnr = IterativePruner.ValPsnr(model, test, targets);
         var onnxDir = workDir ?? Path.Combine(Path.GetTempPath(), $"ffc-prune-benchmark-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(onnxDir);
+        if (workDir is null) OwnedFolder.Create(onnxDir, "prune benchmark (temporary)");
+        else Directory.CreateDirectory(onnxDir);
         try
         {
             var onnx = new List<string> { Path.Combine(onnxDir, "unpruned.onnx") };
@@ -105,7 +107,7 @@ public static class PruneBenchmark
         }
         finally
         {
-            if (workDir is null && Directory.Exists(onnxDir)) Directory.Delete(onnxDir, true);
+            if (workDir is null) OwnedFolder.Delete(onnxDir);
         }
     }
 
@@ -115,9 +117,8 @@ public static class PruneBenchmark
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "prune_benchmark.csv");
         string F(double v) => double.IsFinite(v) ? v.ToString("0.####", CultureInfo.InvariantCulture) : "";
-        File.WriteAllLines(path + ".partial", rows.Select(r => string.Join(',', r.Criterion, r.Params, r.Macs, F(r.P50Ms), F(r.TestPsnrDb), F(r.PsnrDropDb),
+        AtomicFile.WriteAllLines(path, rows.Select(r => string.Join(',', r.Criterion, r.Params, r.Macs, F(r.P50Ms), F(r.TestPsnrDb), F(r.PsnrDropDb),
             F(r.ParamReduction), F(r.MacReduction), F(r.LatencyReduction), F(r.LatencyPerMac), r.Outcome.Replace(',', ';'))).Prepend(string.Join(',', Columns)));
-        File.Move(path + ".partial", path, overwrite: true);
         return path;
     }
 }

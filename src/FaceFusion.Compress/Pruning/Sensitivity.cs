@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Graph;
@@ -82,7 +83,7 @@ public static class Sensitivity
     {
         Directory.CreateDirectory(dir);
         var csv = Path.Combine(dir, "sensitivity.csv");
-        File.WriteAllLines(csv, new[] { string.Join(',', Columns) }.Concat(rows.Select(r =>
+        AtomicFile.WriteAllLines(csv, new[] { string.Join(',', Columns) }.Concat(rows.Select(r =>
             string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Group},{r.Ratio:0.###},{r.ChannelsRemoved},{r.Macs},{r.PsnrDb:0.###},{r.PsnrDropDb:0.###}"))));
         var plot = new ScottPlot.Plot();
         foreach (var g in rows.GroupBy(r => r.Group))

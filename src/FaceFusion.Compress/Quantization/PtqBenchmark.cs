@@ -1,4 +1,5 @@
 using CsvHelper;
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Export;
@@ -87,7 +88,7 @@ public static class PtqBenchmark
                 using var folded = prepared.Model;
                 using var simulator = prepared.Simulator;
                 var path = System.IO.Path.Combine(o.OutputDir, $"{teacherName}-{method}.onnx");
-                File.WriteAllBytes(path, PostTrainingQuantizer.Export(prepared, o.Calibration, m).ToByteArray());
+                AtomicFile.WriteAllBytes(path, PostTrainingQuantizer.Export(prepared, o.Calibration, m).ToByteArray());
                 var worst = QuantAnalysis.Sqnr(folded, simulator, o.DataDir).Select(r => r.SqnrDb).DefaultIfEmpty(double.NaN).Min();
                 rows.Add(SwapperRow(teacherName, method, "checkpoint", path, fp32, o, worst, ""));
             }
@@ -103,7 +104,7 @@ public static class PtqBenchmark
             var config = PostTrainingQuantizer.Config(o.Calibration, QuantizationAware.ParseMethod(method));
             var result = ImportedModelQuantizer.Quantize(o.Recogniser, o.DataDir, config, "arcface", o.RecogniserMean, o.RecogniserStd);
             var path = System.IO.Path.Combine(o.OutputDir, $"{recogniserName}-{method}.onnx");
-            File.WriteAllBytes(path, result.Model.ToByteArray());
+            AtomicFile.WriteAllBytes(path, result.Model.ToByteArray());
             rows.Add(new PtqBenchmarkRow
             {
                 Model = recogniserName, Method = method, Path = "onnx", OutputCosine = result.OutputCosine,
@@ -150,7 +151,7 @@ public static class PtqBenchmark
         try
         {
             var result = ImportedModelQuantizer.Quantize(fp32, o.DataDir, PostTrainingQuantizer.Config(o.Calibration, CalibrationMethod.MinMax), "swapper");
-            File.WriteAllBytes(path, result.Model.ToByteArray());
+            AtomicFile.WriteAllBytes(path, result.Model.ToByteArray());
             return SwapperRow(teacher, "minmax", "onnx", path, fp32, o, result.Sqnr.Select(r => r.SqnrDb).DefaultIfEmpty(double.NaN).Min(), "");
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException)

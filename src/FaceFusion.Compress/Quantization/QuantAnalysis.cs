@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using FaceFusion.Compress.Data;
 using FaceFusion.Compress.Models.Architectures;
@@ -261,7 +262,6 @@ public static class QuantAnalysis
     private static void WriteCsv(string path, string[] columns, IEnumerable<string[]> rows)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllLines(path + ".partial", rows.Select(r => string.Join(',', r)).Prepend(string.Join(',', columns)));
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllLines(path, rows.Select(r => string.Join(',', r)).Prepend(string.Join(',', columns)));
     }
 }

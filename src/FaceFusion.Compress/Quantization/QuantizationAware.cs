@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using FaceFusion.Compress.Export;
 using FaceFusion.Compress.Models.Checkpoints;
 using FaceFusion.Compress.Models.Graph;
@@ -94,8 +95,7 @@ public static class QuantizationAware
     {
         Checkpoint.Save(dir, model);
         var path = Path.Combine(dir, FileName);
-        File.WriteAllText(path + ".partial", simulator.ToJson());
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(path, simulator.ToJson());
     }
 
     /// <summary>True when <paramref name="dir"/> holds a QAT model (a checkpoint with `quantization.json`).</summary>

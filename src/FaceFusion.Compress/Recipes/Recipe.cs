@@ -298,7 +298,8 @@ public static class RecipeParser
                 var values = sm.Children.GroupBy(kv => (kv.Key as YamlScalarNode)?.Value ?? "").ToDictionary(g => g.Key, g => g.First());
                 if (!values.TryGetValue("stage", out var kindPair) || kindPair.Value is not YamlScalarNode kindNode || !RecipeSchema.Stages.ContainsKey(kindNode.Value ?? ""))
                 {
-                    Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}");
+                    var given = (values.GetValueOrDefault("stage").Value as YamlScalarNode)?.Value;
+                    Error(item, $"stage needs 'stage:' with one of {string.Join(", ", RecipeSchema.StageKinds)}{(given is null ? "" : $"; '{Printable(given)}' is not one")}");
                     continue;
                 }
                 var kind = kindNode.Value!;
@@ -352,12 +353,19 @@ public static class RecipeParser
                 else if (what != "data" && !File.Exists(full) && !Directory.Exists(full))
                     Error(node, $"{what}: '{value}' not found ({full})");
             }
+        // The run folder is artifacts/<name>[-<profile>]: both must be one folder name, never a path out of artifacts/.
+        var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
+        if (Assets.PathSegment.Problem(name) is { } nameProblem)
+            Error(top.GetValueOrDefault("name") ?? root, $"name '{Printable(name)}' {nameProblem}; the run's name must be a single folder name under artifacts/");
+        if (profile is not null && Assets.PathSegment.Problem(profile) is { } profileProblem)
+            errors.Add(new RecipeError(path, 0, 0, $"profile '{Printable(profile)}' {profileProblem}; it must be a single folder name"));
         if (errors.Count > 0) throw new RecipeException(errors);
 
-        var name = Scalar("name", System.IO.Path.GetFileNameWithoutExtension(path));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text + "|" + profile))).ToLowerInvariant()[..16];
         return new Recipe(path, name, hash, data, resolution, seed, teacher, profile, stages, profiles.Keys.ToList(), top.ContainsKey("note") ? Scalar("note", "") : null, targets);
     }
+
+    private static string Printable(string value) => string.Concat(value.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 
     /// <summary>Budgets that no run can meet, whatever the model: a MAC/param fraction outside (0, 1], a negative drop.</summary>
     private static string? Budget(string kind, string key, string value)
@@ -381,6 +389,13 @@ public static class RecipeParser
             return $"{value} is impossible (held-in pairs go both ways: at least 2)";
         if (key == "attention_kv_pool" && int.TryParse(value, CultureInfo.InvariantCulture, out var pool) && pool < 1)
             return $"{value} is impossible (pooling over k×k cells needs k ≥ 1; 1 pools nothing)";
+        // Counts: none is negative, and these need at least one (a zero-image calibration or zero pairs measures nothing).
+        if (RecipeSchema.Stages.TryGetValue(kind, out var schema) && schema.TryGetValue(key, out var spec) && spec.Type == "int"
+            && int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
+        {
+            bool positive = key is "calibration" or "pairs" or "eval_pairs" or "min_channels" or "channel_multiple" or "train_limit" or "judge_pairs";
+            if (n < 0 || positive && n < 1) return $"{value} is impossible (a count of {(positive ? "at least 1" : "0 or more")})";
+        }
         return null;
     }
 
@@ -420,7 +435,7 @@ public static class RecipeParser
     private static string? CheckType(string type, string value) => type switch
     {
         "int" => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _) ? null : $"must be an integer, got '{value}'",
-        "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : $"must be a number, got '{value}'",
+        "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? null : $"must be a finite number, got '{value}'",
         "bool" => bool.TryParse(value, out _) ? null : $"must be true or false, got '{value}'",
         "list" => value.Split(',').All(v => v.Trim().Length > 0) ? null : "must be a list",
         "int list" => value.Split(',').All(v => int.TryParse(v.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 16 && n % 16 == 0)

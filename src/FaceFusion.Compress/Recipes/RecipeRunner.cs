@@ -51,7 +51,12 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     /// <summary>How often a running stage's time so far is saved to run.json (at its next progress report). Tests shorten it.</summary>
     internal TimeSpan StageTimeSaveInterval { get; set; } = TimeSpan.FromMinutes(1);
 
-    public string RunDir => Path.Combine(artifactsDir ?? Path.Combine(root, "artifacts"), recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}");
+    /// <summary>The run's folder: always one folder directly under the artifacts folder (the name is checked to be one segment).</summary>
+    public string RunDir => Path.Combine(Path.GetFullPath(artifactsDir ?? Path.Combine(root, "artifacts")),
+        PathSegment.Require(recipe.Profile is null ? recipe.Name : $"{recipe.Name}-{recipe.Profile}", "run name", recipe.Path));
+
+    /// <summary>When another process runs the same run folder, stop with <see cref="OutputInUseException"/> instead of waiting.</summary>
+    public bool NoWait { get; init; }
     private string Resolve(string path) => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(root, path));
 
     // What the stages so far produced.
@@ -136,8 +141,11 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
     public List<StageRecord> Run(Action<string>? log = null, string? rerunFrom = null, string? reuseFrom = null)
     {
         int rerunIndex = rerunFrom is null ? -1 : StageIndex(rerunFrom);
+        // One writer per run: a second `ffc run` of it waits (or stops with --no-wait) instead of redoing the work beside it.
+        using var held = OutputLock.ForPath(RunDir, wait: !NoWait, log); // beside the run folder: a refused run creates no folder
         var manifestPath = Path.Combine(RunDir, "run.json");
         var previous = File.Exists(manifestPath) ? JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(manifestPath), Json) : null;
+        if (previous is not null) ValidateRecords(previous, manifestPath);
         var records = previous?.Stages ?? [];
         if (recipe.Teacher is not null)
         {
@@ -167,7 +175,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             if (inputsChanged)
             {
                 // Nothing here stands any more: cleared, so no stale checkpoint is resumed by a stage not copied in.
-                foreach (var stale in records.Select(r => Path.Combine(RunDir, r.Name)).Where(Directory.Exists)) Directory.Delete(stale, true);
+                foreach (var stale in records) OwnedFolder.DeleteChild(RunDir, stale.Name);
                 records = [];
             }
             inputsChanged = false;
@@ -194,7 +202,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 log?.Invoke(!changed ? $"{name}: run again from scratch (--rerun)"
                     : inputsChanged && i == 0 ? $"{name}: starting it again (inputs changed)"
                     : $"{name}: parameters changed since the last run; starting it again");
-                if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                OwnedFolder.DeleteChild(RunDir, name);
                 record = new StageRecord { Name = name };
                 upstreamRan |= i == rerunIndex;
             }
@@ -213,7 +221,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                 for (int j = i + 1; j < recipe.Stages.Count; j++)
                 {
                     var later = $"{j + 1:D2}-{recipe.Stages[j].Kind}";
-                    if (Directory.Exists(Path.Combine(RunDir, later))) Directory.Delete(Path.Combine(RunDir, later), true);
+                    OwnedFolder.DeleteChild(RunDir, later);
                     records = records.Where(r => r.Name != later).ToList();
                 }
                 upstreamRan = true; // later stages read this one's outputs: they run again too
@@ -261,6 +269,8 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         try { other = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(otherManifestPath), Json); }
         catch (JsonException e) { throw new ReuseSourceException($"{otherRunDir}: its run.json is not a run manifest ({e.Message})"); }
         if (other is null) throw new ReuseSourceException($"{otherRunDir}: its run.json is empty");
+        try { ValidateRecords(other, otherManifestPath); }
+        catch (UnsafeOutputException e) { throw new ReuseSourceException(e.Message); }
         if (other.InputsHash != inputsHash)
             throw new ReuseSourceException($"{otherRunDir}: ran with other inputs (teacher, data, seed or resolution), so none of its stages can stand in for this run's");
         return other;
@@ -305,7 +315,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             }
             var dir = Path.Combine(RunDir, name);
             var staging = dir + ".reuse-tmp";
-            if (Directory.Exists(staging)) Directory.Delete(staging, true);
+            OwnedFolder.DeleteChild(RunDir, name + ".reuse-tmp");
             CopyDirectory(theirDir, staging);
             var copy = new StageRecord
             {
@@ -316,12 +326,12 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             var mismatch = copy.Outputs.FirstOrDefault(o => copy.Hashes.TryGetValue(o.Key, out var h) && h != Sha256Path(Path.Combine(staging, Inside(theirs.Outputs[o.Key]))));
             if (mismatch.Key is not null)
             {
-                Directory.Delete(staging, true);
+                OwnedFolder.DeleteChild(RunDir, name + ".reuse-tmp");
                 log?.Invoke($"{name}: not taken from {otherRunDir}: its output '{mismatch.Key}' no longer has the recorded hash there; from here on this run works itself");
                 firstOwn = i;
                 break;
             }
-            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+            OwnedFolder.DeleteChild(RunDir, name);
             Directory.Move(staging, dir);
             result = result.Where(r => r.Name != name).Append(copy).OrderBy(r => r.Name).ToList();
             copied = true;
@@ -331,10 +341,25 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         {
             // What this run had after the copied stages was made from other outputs: cleared, checkpoints included.
             var later = Enumerable.Range(firstOwn, recipe.Stages.Count - firstOwn).Select(j => $"{j + 1:D2}-{recipe.Stages[j].Kind}").ToHashSet();
-            foreach (var stale in later.Select(n => Path.Combine(RunDir, n)).Where(Directory.Exists)) Directory.Delete(stale, true);
+            foreach (var stale in later) OwnedFolder.DeleteChild(RunDir, stale);
             result = result.Where(r => !later.Contains(r.Name)).ToList();
         }
         return result;
+    }
+
+    /// <summary>
+    /// Stage names read from a run.json become folder names that get deleted and replaced: each must be one folder
+    /// name (recorded outputs are only read and hashed; those of other runs are checked by <see cref="ReuseStages"/>).
+    /// </summary>
+    /// <exception cref="UnsafeOutputException">Naming the manifest, and the stage name.</exception>
+    private static void ValidateRecords(RunManifest manifest, string manifestPath)
+    {
+        foreach (var record in manifest.Stages ?? [])
+        {
+            PathSegment.Require(record.Name, "stage name", manifestPath);
+            record.Outputs ??= [];
+            record.Hashes ??= [];
+        }
     }
 
     private static void CopyDirectory(string from, string to)
@@ -367,7 +392,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         if (manifest.RecipeText is not null)
         {
             var copy = Path.Combine(Path.GetTempPath(), $"ffc-{Guid.NewGuid():N}-{Path.GetFileName(manifest.Recipe)}");
-            File.WriteAllText(copy, manifest.RecipeText);
+            AtomicFile.WriteAllText(copy, manifest.RecipeText);
             try { recipe = RecipeParser.Load(copy, manifest.Profile, manifest.Teacher); }
             finally { File.Delete(copy); }
         }
@@ -468,7 +493,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
             if (QuantizationAware.IsQuantized(reference))
             {
                 var (model, simulator) = QuantizationAware.Load(reference);
-                using (model) using (simulator) File.WriteAllBytes(path, QuantizationAware.ExportInt8(model, simulator, resolution: size).ToByteArray());
+                using (model) using (simulator) AtomicFile.WriteAllBytes(path, QuantizationAware.ExportInt8(model, simulator, resolution: size).ToByteArray());
                 models.Add((label, "int8", path));
             }
             else
@@ -728,9 +753,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
                     var latencyCsv = Path.Combine(dir, "latency_by_resolution.csv");
                     int rounds = stage.GetInt("latency_rounds", 20), repeats = stage.GetInt("latency_repeats", 5);
                     var rows = sizes.SelectMany(size => LatencyAt(size, Path.Combine(dir, $"latency-{size}"), rounds, repeats, log)).ToList();
-                    File.Delete(latencyCsv);
-                    CsvAppend.Append(latencyCsv + ".partial", rows);
-                    File.Move(latencyCsv + ".partial", latencyCsv, overwrite: true);
+                    CsvAppend.Write(latencyCsv, rows);
                     outputs["latency:csv"] = latencyCsv;
                 }
                 break;
@@ -758,8 +781,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
         log?.Invoke($"  worst SQNR: {string.Join(", ", sqnr.Take(3).Select(r => $"{r.Node} {r.SqnrDb:0.0} dB"))}");
         QuantAnalysis.RequireSqnrFloor(sqnr, minSqnrDb, what, csv);
         var bytes = proto.ToByteArray();
-        File.WriteAllBytes(path + ".partial", bytes);
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, bytes);
         var kernels = PostTrainingQuantizer.InspectKernels(bytes);
         log?.Invoke($"  ONNX Runtime integer kernels: {kernels.IntegerOps}, float convs: {kernels.FloatConvs}");
         log?.Invoke($"  parity ONNX Runtime INT8 vs TorchSharp fake-quant: {QuantAnalysis.Parity(model, bytes, data):0.0} dB");
@@ -797,8 +819,7 @@ public sealed class RecipeRunner(Recipe recipe, AssetPaths assets, string root, 
 
     private static void WriteManifest(string path, RunManifest manifest)
     {
-        File.WriteAllText(path + ".partial", JsonSerializer.Serialize(manifest, Json));
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(manifest, Json));
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using System.Text;
 using FaceFusion.Compress.Reporting;
@@ -86,23 +87,21 @@ public static class RunReport
         var rows = unordered.OrderBy(r => Array.IndexOf(Order, r.Label.Replace("-fp16", "")) is var i && i >= 0 ? i : Order.Length).ThenBy(r => r.Label.EndsWith("-fp16")).ToList();
         string F(double? v, string f) => v is double d && double.IsFinite(d) ? d.ToString(f, CultureInfo.InvariantCulture) : "";
         var csvPath = Path.Combine(dir, "report.csv");
-        File.WriteAllLines(csvPath + ".partial", new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
+        AtomicFile.WriteAllLines(csvPath, new[] { string.Join(',', Columns) }.Concat(rows.Select(r => string.Join(',',
             r.Label, r.Row.Model, r.Row.Precision, r.Row.Params, r.Row.Macs, r.Row.FileBytes, F(r.Row.LoadMs, "0.###"), F(r.Row.P50Ms, "0.###"),
             F(r.Row.P95Ms, "0.###"), F(r.Row.PsnrDb, "0.###"), F(r.Row.Ssim, "0.####"), F(r.Row.PsnrVsTeacherDb, "0.###"), F(r.Row.IdCosine, "0.####"),
             r.Row.JudgePairs?.ToString(CultureInfo.InvariantCulture) ?? "", F(r.Row.JudgeSourceRate, "0.####"), F(r.Row.JudgeTargetRate, "0.####"),
             F(r.Row.JudgeSourceDist, "0.####"), F(r.Row.LandmarkNme, "0.#####"), F(r.Row.SourceSensitivity, "0.###"), F(r.Row.HfRatio, "0.####"), r.Row.Swaps ?? ""))));
-        File.Move(csvPath + ".partial", csvPath, overwrite: true);
         // The judge's rows of the models in this report and copy-target, under the same name and columns as the bench's.
         var labelOf = rows.GroupBy(r => r.Row.Model).ToDictionary(g => g.Key, g => g.First().Label);
         var judged = judge.Where(j => j.Model == SwapJudging.CopyTarget || labelOf.ContainsKey(j.Model))
             .OrderBy(j => j.PairSet == SwapJudging.HeldIn ? 0 : 1).ThenBy(j => j.Model == SwapJudging.CopyTarget ? 0 : 1).ToList();
         var judgePath = Path.Combine(dir, BenchReport.JudgeCsv);
-        File.Delete(judgePath);
-        if (judged.Count > 0)
+        if (judged.Count > 0) CsvAppend.Write(judgePath, judged);
+        else
         {
-            File.Delete(judgePath + ".partial");
-            CsvAppend.Append(judgePath + ".partial", judged);
-            File.Move(judgePath + ".partial", judgePath);
+            AtomicFile.RequireRegularOrAbsent(judgePath);
+            File.Delete(judgePath);
         }
 
         // The chart's latency: the interleaved p50 at the recipe's resolution where the bench measured it (sequential
@@ -212,7 +211,7 @@ public static class RunReport
         {
             var stage = Path.GetRelativePath(runDir, png).Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)[0];
             var name = $"{stage}_{Path.GetFileName(png)}";
-            File.Copy(png, Path.Combine(dir, name), overwrite: true);
+            AtomicFile.WriteAllBytes(Path.Combine(dir, name), File.ReadAllBytes(png));
             return name;
         }
         foreach (var png in Directory.GetFiles(runDir, "sensitivity.png", SearchOption.AllDirectories).Concat(Directory.GetFiles(runDir, "prune_psnr_vs_macs.png", SearchOption.AllDirectories)).Where(Outside).Order(StringComparer.Ordinal))
@@ -220,8 +219,7 @@ public static class RunReport
         var samples = Directory.GetFiles(runDir, "step-*.png", SearchOption.AllDirectories).Where(Outside).GroupBy(f => Path.GetDirectoryName(Path.GetDirectoryName(f))).Select(g => g.Max()!).Order(StringComparer.Ordinal);
         foreach (var s in samples) md.AppendLine($"\n![samples]({Local(s)})");
         var mdPath = Path.Combine(dir, "report.md");
-        File.WriteAllText(mdPath + ".partial", md.ToString());
-        File.Move(mdPath + ".partial", mdPath, overwrite: true);
+        AtomicFile.WriteAllText(mdPath, md.ToString());
         return (mdPath, csvPath);
     }
 

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using CsvHelper;
 
 namespace FaceFusion.Compress.Reporting;
@@ -110,9 +111,11 @@ public sealed partial class SliceRow
 /// <summary>Appends CsvHelper records to a CSV, writing the header only when the file is new.</summary>
 public static class CsvAppend
 {
+    /// <summary>Appends <paramref name="rows"/> to a regular CSV file (a symlink or folder there is refused), with a header when new.</summary>
     public static void Append<T>(string path, IEnumerable<T> rows)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        AtomicFile.RequireRegularOrAbsent(Path.GetFullPath(path));
         bool exists = File.Exists(path) && new FileInfo(path).Length > 0;
         if (exists)
         {
@@ -127,8 +130,16 @@ public static class CsvAppend
                 exists = false;
             }
         }
-        using var writer = new StreamWriter(path, append: true);
+        using var writer = AtomicFile.AppendText(path);
         using var csv = CsvWriter.Create(writer, new CsvWriterOptions { HasHeader = !exists });
         csv.WriteRecords(rows);
     }
+
+    /// <summary>Writes <paramref name="rows"/> as a whole new CSV file (header included) through <see cref="AtomicFile"/>.</summary>
+    public static void Write<T>(string path, IEnumerable<T> rows) => AtomicFile.Write(path, stream =>
+    {
+        using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
+        using var csv = CsvWriter.Create(writer);
+        csv.WriteRecords(rows);
+    });
 }

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Globalization;
 using System.Text;
 using CsvHelper;
@@ -54,7 +55,7 @@ public static class BenchReport
         scatter.ShowLegend();
         scatter.SavePng(Path.Combine(dir, QualityPlot), 800, 500);
 
-        File.WriteAllText(Path.Combine(dir, BenchMarkdown), Markdown(rows, result));
+        AtomicFile.WriteAllText(Path.Combine(dir, BenchMarkdown), Markdown(rows, result));
         return rows;
     }
 

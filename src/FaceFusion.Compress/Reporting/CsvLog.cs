@@ -29,11 +29,8 @@ public sealed class CsvLog : IDisposable
                 throw new InvalidDataException($"{path}: existing log has columns '{lines[0]}', expected '{header}'");
             kept = lines.Skip(1).Where(l => l.Length > 0 && (keepRow?.Invoke(l.Split(',')[0]) ?? true)).ToList();
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var tmp = path + ".partial";
-        File.WriteAllLines(tmp, new[] { header }.Concat(kept));
-        File.Move(tmp, path, overwrite: true);
-        _writer = new StreamWriter(path, append: true);
+        FaceFusion.Compress.Assets.AtomicFile.WriteAllLines(path, new[] { header }.Concat(kept));
+        _writer = FaceFusion.Compress.Assets.AtomicFile.AppendText(path);
         _csv = CsvHelper.CsvWriter.Create(_writer);
     }
 

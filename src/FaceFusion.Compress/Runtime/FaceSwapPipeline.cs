@@ -260,7 +260,7 @@ public sealed class FaceSwapPipeline : IDisposable
         var (width, height, fps, total) = VideoReader.Probe(input);
         // H.264 at default quality: a few percent of the raw frames, generously.
         DiskSpace.Require(output, (long)total * width * height * 3 / 20, $"the swapped video ({total} frames)");
-        var partial = output + ".partial";
+        var partial = AtomicFile.CreateTemp(output);
         var psi = new ProcessStartInfo("ffmpeg") { RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false };
         var args = new List<string> { "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", $"{width}x{height}", "-r", fps.ToString("0.###", CultureInfo.InvariantCulture),
             "-i", "pipe:0", "-i", input, "-map", "0:v", "-map", "1:a?", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy", "-shortest" };
@@ -282,23 +282,31 @@ public sealed class FaceSwapPipeline : IDisposable
                     progress?.Report((++frames, total));
                 }
             }
+            catch
+            {
+                // A decode or swap failure: the half-encoded temporary file is ours to remove.
+                try { stdin.Close(); } catch (IOException) { }
+                ffmpeg.WaitForExit();
+                AtomicFile.Discard(partial);
+                throw;
+            }
             finally
             {
-                stdin.Close();
+                try { stdin.Close(); } catch (IOException) { }
                 ffmpeg.WaitForExit();
             }
             if (ffmpeg.ExitCode != 0)
             {
-                File.Delete(partial);
+                AtomicFile.Discard(partial);
                 throw new SwapInputException($"{output}: ffmpeg could not encode the result ({errors.Result.Trim()})");
             }
         }
         if (swappedFrames == 0)
         {
-            File.Delete(partial);
+            AtomicFile.Discard(partial);
             throw new SwapInputException($"{input}: no face found in any frame; nothing was written");
         }
-        File.Move(partial, output, overwrite: true);
+        AtomicFile.Commit(partial, output);
         return swappedFrames;
     }
 

@@ -98,7 +98,7 @@ public sealed class SwapTrainer
         if (latest is not null && !resume)
             throw new InvalidOperationException($"{OutputDir}: holds a checkpoint from an earlier run; pass --resume to continue it, or choose another output");
         Directory.CreateDirectory(OutputDir);
-        File.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
+        AtomicFile.WriteAllText(Path.Combine(OutputDir, "config.yaml"), c.ToYaml());
 
         torch.manual_seed(c.Seed);
         using var generator = BuildGenerator(latest is not null && resume);
@@ -131,7 +131,7 @@ public sealed class SwapTrainer
         using var log = new CsvLog(Path.Combine(OutputDir, "train_log.csv"), Columns,
             keep => long.TryParse(keep, NumberStyles.Integer, CultureInfo.InvariantCulture, out var st) && st <= resumedAt);
         var board = torch.utils.tensorboard.SummaryWriter(Path.Combine(OutputDir, "tensorboard"));
-        File.AppendAllText(Path.Combine(OutputDir, "train.log"),
+        AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"),
             $"{DateTime.UtcNow:o} {(resumedAt > 0 ? $"resumed at step {resumedAt}" : "started")}; perceptual network: {perceptual.Kind}; threads {torch.get_num_threads()}{(teacher is null ? "" : $"; teacher: {teacher.Description}")}\n");
 
         FaceSwapData? data = null;
@@ -156,7 +156,7 @@ public sealed class SwapTrainer
                 if (skipped is not null)
                 {
                     nonFinite++;
-                    File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} step {step + 1}: {skipped}; step skipped\n");
+                    AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} step {step + 1}: {skipped}; step skipped\n");
                     if (nonFinite >= c.MaxNonFiniteSteps)
                     {
                         var last = LatestCheckpoint();
@@ -164,7 +164,7 @@ public sealed class SwapTrainer
                             throw new InvalidOperationException($"{OutputDir}: {nonFinite} non-finite steps in a row at step {step + 1}{(rolledBack ? " after a rollback with halved learning rates" : " and no checkpoint to roll back to")}; lower optimizer.lr and resume");
                         step = LoadCheckpoint(last, generator, discriminator, optG, optD);
                         foreach (var group in optG.ParamGroups.Concat(optD.ParamGroups)) group.LearningRate *= 0.5;
-                        File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} rolled back to {Path.GetFileName(last)} (step {step}) with halved learning rates\n");
+                        AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} rolled back to {Path.GetFileName(last)} (step {step}) with halved learning rates\n");
                         rolledBack = true;
                         nonFinite = 0;
                         foreach (var t in sampleColumns) t.Dispose();
@@ -204,7 +204,7 @@ public sealed class SwapTrainer
             generator.eval();
             Checkpoint.Save(ModelDir, generator, new Dictionary<string, string> { ["trained_steps"] = step.ToString(CultureInfo.InvariantCulture) });
             if (quantization is not null) WriteAtomic(Path.Combine(ModelDir, QuantizationAware.FileName), quantization.ToJson());
-            File.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.WriteAllText(Path.Combine(ModelDir, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
         }
         return step;
     }
@@ -384,7 +384,8 @@ public sealed class SwapTrainer
         var name = $"step-{step:D6}";
         var final = Path.Combine(CheckpointsDir, name);
         var staging = final + ".partial";
-        if (Directory.Exists(staging)) Directory.Delete(staging, true);
+        // Fixed names inside the run's own checkpoints folder; DeleteChild refuses links planted there.
+        OwnedFolder.DeleteChild(CheckpointsDir, name + ".partial");
         Directory.CreateDirectory(staging);
         Checkpoint.Save(staging, generator);
         SafeTensors.Save(Path.Combine(staging, "discriminator.safetensors"), discriminator.state_dict());
@@ -393,13 +394,12 @@ public sealed class SwapTrainer
         optG.save_state_dict(Path.Combine(staging, "optimizer_g.bin"));
         optD.save_state_dict(Path.Combine(staging, "optimizer_d.bin"));
         File.WriteAllText(Path.Combine(staging, "state.json"), JsonSerializer.Serialize(new { step, seed = _config.Seed }));
-        if (Directory.Exists(final)) Directory.Delete(final, true);
+        OwnedFolder.DeleteChild(CheckpointsDir, name);
         Directory.Move(staging, final);
         var pointer = Path.Combine(CheckpointsDir, "latest");
-        File.WriteAllText(pointer + ".partial", name);
-        File.Move(pointer + ".partial", pointer, overwrite: true);
+        AtomicFile.WriteAllText(pointer, name);
         foreach (var old in Directory.GetDirectories(CheckpointsDir, "step-*").Where(d => !d.EndsWith(".partial")).Order().SkipLast(_config.KeepCheckpoints))
-            Directory.Delete(old, true);
+            OwnedFolder.DeleteChild(CheckpointsDir, Path.GetFileName(old));
     }
 
     /// <summary>
@@ -458,8 +458,7 @@ public sealed class SwapTrainer
 
     private static void WriteAtomic(string path, string text)
     {
-        File.WriteAllText(path + ".partial", text);
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(path, text);
     }
 
     private long LoadCheckpoint(string dir, GraphModule generator, GraphModule discriminator, TorchSharp.Modules.OptimizerHelper optG, TorchSharp.Modules.OptimizerHelper optD)
@@ -497,7 +496,7 @@ public sealed class SwapTrainer
         else if (optimizerFiles.Any(File.Exists))
             throw new InvalidDataException($"{dir}: holds only one of optimizer_g.bin and optimizer_d.bin");
         else
-            File.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} {dir}: no optimizer state (a weights-only checkpoint); Adam moments start fresh\n");
+            AtomicFile.AppendAllText(Path.Combine(OutputDir, "train.log"), $"{DateTime.UtcNow:o} {dir}: no optimizer state (a weights-only checkpoint); Adam moments start fresh\n");
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));
         return doc.RootElement.GetProperty("step").GetInt64();
     }

@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Text.Json;
 using FaceFusion.Compress.Models.Architectures;
 using FaceFusion.Compress.Models.Graph;
@@ -20,8 +21,7 @@ public static class Checkpoint
     {
         Directory.CreateDirectory(dir);
         var graphPath = Path.Combine(dir, GraphFile);
-        File.WriteAllText(graphPath + ".partial", model.Graph.ToJson());
-        File.Move(graphPath + ".partial", graphPath, overwrite: true);
+        AtomicFile.WriteAllText(graphPath, model.Graph.ToJson());
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             ["architecture_hash"] = model.Graph.ArchitectureHash(),
@@ -170,6 +170,9 @@ public static class Checkpoint
                     var source = tensors[name];
                     if (!source.shape.SequenceEqual(target.shape))
                         throw new InvalidDataException($"{weightsPath}: '{name}' has shape [{string.Join(",", source.shape)}], the graph needs [{string.Join(",", target.shape)}]");
+                    // Converting would turn, e.g., integer bytes into float weights without a word: the file is refused.
+                    if (source.dtype != target.dtype)
+                        throw new InvalidDataException($"{weightsPath}: '{name}' is stored as {source.dtype}, the graph needs {target.dtype}");
                     target.copy_(source.to(target.dtype));
                 }
             }

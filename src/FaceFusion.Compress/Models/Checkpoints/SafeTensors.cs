@@ -1,3 +1,4 @@
+using FaceFusion.Compress.Assets;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
@@ -43,17 +44,34 @@ public static class SafeTensors
         var headerBytes = new byte[padded];
         Array.Fill(headerBytes, (byte)' ');
         json.CopyTo(headerBytes, 0);
-        var tmp = path + ".partial";
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        AtomicFile.Write(path, file =>
         {
-            Span<byte> length = stackalloc byte[8];
+            var length = new byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
             file.Write(length);
             file.Write(headerBytes);
             foreach (var blob in blobs) file.Write(blob);
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
+    }
+
+    /// <summary>One header entry checked: a known dtype, non-negative dimensions and a byte range of exactly their size inside the data section.</summary>
+    private static (ScalarType Type, long[] Shape, long Start, long End) Entry(string path, JsonProperty entry)
+    {
+        var e = entry.Value;
+        if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: tensor '{entry.Name}' is not a header object");
+        var dtypeName = e.TryGetProperty("dtype", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+        var type = Types.FirstOrDefault(t => t.Value.Name == dtypeName);
+        if (type.Value.Name is null) throw new InvalidDataException($"{path}: tensor '{entry.Name}' has unsupported dtype {dtypeName ?? "(none)"}");
+        if (!e.TryGetProperty("shape", out var s) || s.ValueKind != JsonValueKind.Array || !e.TryGetProperty("data_offsets", out var o) || o.ValueKind != JsonValueKind.Array)
+            throw new InvalidDataException($"{path}: tensor '{entry.Name}' needs 'shape' and 'data_offsets' arrays");
+        var shape = s.EnumerateArray().Select(v => v.TryGetInt64(out var n) && n >= 0 ? n : throw new InvalidDataException($"{path}: tensor '{entry.Name}' has an invalid dimension {v}")).ToArray();
+        var range = o.EnumerateArray().Select(v => v.TryGetInt64(out var n) ? n : throw new InvalidDataException($"{path}: tensor '{entry.Name}' has an invalid offset {v}")).ToArray();
+        long bytes;
+        try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * type.Value.Size); }
+        catch (OverflowException) { throw new InvalidDataException($"{path}: tensor '{entry.Name}' has shape [{string.Join(",", shape)}], too large"); }
+        if (range.Length != 2 || range[0] < 0 || range[1] < range[0] || range[1] - range[0] != bytes)
+            throw new InvalidDataException($"{path}: tensor '{entry.Name}' has an invalid byte range [{string.Join(",", range)}] for {bytes} bytes of {type.Value.Name} [{string.Join(",", shape)}]");
+        return (type.Key, shape, range[0], range[1]);
     }
 
     /// <summary>Reads every tensor (CPU). The caller disposes them. Errors name the file and the cause.</summary>
@@ -70,27 +88,45 @@ public static class SafeTensors
         catch (JsonException e) { throw new InvalidDataException($"{path}: corrupt safetensors header ({e.Message})", e); }
         var result = new Dictionary<string, Tensor>();
         long dataStart = 8 + (long)headerLength;
-        using (doc)
+        long dataLength = data.Length - dataStart;
+        var ranges = new List<(long Start, long End, string Name)>();
+        try
         {
-            foreach (var entry in doc.RootElement.EnumerateObject())
+            using (doc)
             {
-                if (entry.Name == "__metadata__")
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: the safetensors header is not a JSON object");
+                foreach (var entry in doc.RootElement.EnumerateObject())
                 {
-                    foreach (var m in entry.Value.EnumerateObject()) metadata[m.Name] = m.Value.GetString() ?? "";
-                    continue;
+                    if (entry.Name == "__metadata__")
+                    {
+                        foreach (var m in entry.Value.EnumerateObject())
+                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString() ?? ""
+                                : throw new InvalidDataException($"{path}: metadata '{m.Name}' is not a string");
+                        continue;
+                    }
+                    var (type, shape, start, end) = Entry(path, entry);
+                    ranges.Add((start, end, entry.Name));
+                    if (end > dataLength) throw new InvalidDataException($"{path}: tensor '{entry.Name}' ends at byte {end} of a {dataLength}-byte data section (file truncated?)");
+                    var tensor = empty(shape, type);
+                    data.AsSpan((int)(dataStart + start), (int)(end - start)).CopyTo(tensor.bytes);
+                    result[entry.Name] = tensor;
                 }
-                var dtypeName = entry.Value.GetProperty("dtype").GetString();
-                var type = Types.FirstOrDefault(t => t.Value.Name == dtypeName);
-                if (type.Value.Name is null) throw new InvalidDataException($"{path}: tensor '{entry.Name}' has unsupported dtype {dtypeName}");
-                var shape = entry.Value.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
-                var range = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(v => v.GetInt64()).ToArray();
-                long count = shape.Aggregate(1L, (a, b) => a * b);
-                if (range.Length != 2 || range[1] - range[0] != count * type.Value.Size || dataStart + range[1] > data.Length)
-                    throw new InvalidDataException($"{path}: tensor '{entry.Name}' has an invalid byte range (file truncated?)");
-                var tensor = empty(shape, type.Key);
-                data.AsSpan((int)(dataStart + range[0]), (int)(range[1] - range[0])).CopyTo(tensor.bytes);
-                result[entry.Name] = tensor;
             }
+            // Two tensors sharing bytes are one tensor read twice: a writer error or a crafted file, never weights.
+            var sorted = ranges.OrderBy(r => r.Start).ToList();
+            for (int i = 1; i < sorted.Count; i++)
+                if (sorted[i].Start < sorted[i - 1].End)
+                    throw new InvalidDataException($"{path}: tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap in the data section");
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw new InvalidDataException($"{path}: malformed safetensors header ({e.Message})", e);
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
         }
         return result;
     }

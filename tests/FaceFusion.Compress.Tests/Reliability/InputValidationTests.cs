@@ -1,0 +1,102 @@
+using System.Buffers.Binary;
+using System.Text;
+using FaceFusion.Compress.Models.Architectures;
+using FaceFusion.Compress.Models.Checkpoints;
+using FaceFusion.Compress.Recipes;
+using FaceFusion.Compress.Tests.Export;
+using static TorchSharp.torch;
+using FaceFusion.Compress.Tests.Cli;
+
+namespace FaceFusion.Compress.Tests.Reliability;
+
+/// <summary>Values no run can use are refused at the boundary, each error naming the value.</summary>
+public class InputValidationTests
+{
+    [Fact]
+    public void RecipeCounts_ThatAreNegativeOrZero_AreErrorsNamingTheValue()
+    {
+        var path = Path.Combine(TestAssets.TempDir(), "counts.yaml");
+        File.WriteAllText(path, """
+            name: counts
+            teacher: somewhere
+            stages:
+              - stage: prune
+                target_macs: 0.5
+                finetune_steps: -30
+              - stage: ptq
+                calibration: -1
+              - stage: bench
+                pairs: 0
+              - stage: finetune
+                lr: NaN
+            """);
+        var e = Assert.Throws<RecipeException>(() => RecipeParser.Load(path));
+        Assert.Equal(4, e.Errors.Count);
+        Assert.Contains(e.Errors, x => x.Line == 6 && x.Message.Contains("'finetune_steps' -30 is impossible"));
+        Assert.Contains(e.Errors, x => x.Line == 8 && x.Message.Contains("'calibration' -1 is impossible"));
+        Assert.Contains(e.Errors, x => x.Line == 10 && x.Message.Contains("'pairs' 0 is impossible"));
+        Assert.Contains(e.Errors, x => x.Line == 12 && x.Message.Contains("'lr' must be a finite number, got 'NaN'"));
+    }
+
+    /// <summary>A safetensors file of the given header JSON and data bytes.</summary>
+    private static string RawSafetensors(string dir, string header, int dataBytes)
+    {
+        var path = Path.Combine(dir, $"{Guid.NewGuid():N}.safetensors");
+        var json = Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + json.Length + dataBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Fact]
+    public void Safetensors_WithOffsetsIntoTheHeaderOrOverlapping_AreRefusedNamingTheFileAndTensor()
+    {
+        var dir = TestAssets.TempDir();
+        var intoHeader = RawSafetensors(dir, """{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}""", 8);
+        var e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(intoHeader, out _));
+        Assert.StartsWith(intoHeader, e.Message);
+        Assert.Contains("'w'", e.Message);
+        var overlapping = RawSafetensors(dir, """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8);
+        e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(overlapping, out _));
+        Assert.Contains("overlap", e.Message);
+        var missingKey = RawSafetensors(dir, """{"a":{"dtype":"F32"}}""", 0);
+        e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(missingKey, out _));
+        Assert.StartsWith(missingKey, e.Message);
+    }
+
+    [Fact]
+    public void Checkpoint_WithAnIntegerDtypeOnAFloatWeight_IsRefusedByExport()
+    {
+        var checkpoint = Path.Combine(TestAssets.TempDir(), "model");
+        using (var model = ExportParityTests.Prepared(SwapperArchitectures.Student(32))) Checkpoint.Save(checkpoint, model);
+        var weights = Path.Combine(checkpoint, Checkpoint.WeightsFile);
+        var tensors = SafeTensors.Load(weights, out var metadata);
+        var name = tensors.First(t => t.Value.dtype == ScalarType.Float32).Key;
+        var original = tensors[name];
+        tensors[name] = original.to_type(ScalarType.Int32);
+        original.Dispose();
+        SafeTensors.Save(weights, tensors, metadata);
+        foreach (var t in tensors.Values) t.Dispose();
+        var output = Path.Combine(Path.GetDirectoryName(checkpoint)!, "m.onnx");
+        var (code, text) = CliTests.Ffc("export", checkpoint, "-o", output);
+        Assert.Equal(1, code);
+        var errors = text.Split('\n').Where(l => l.StartsWith("error:")).ToList();
+        Assert.Single(errors);
+        Assert.Contains(weights, errors[0]);
+        Assert.Contains($"'{name}' is stored as Int32", errors[0]);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void NaNOrInfinity_ForAnyFloatingPointOption_IsOneErrorLine()
+    {
+        var (code, text) = CliTests.Ffc("recommend", TestAssets.TempDir(), "--latency-ms", "NaN");
+        Assert.Equal(1, code);
+        Assert.Equal("error: --latency-ms NaN: a finite number is needed", text.Trim());
+        (code, text) = CliTests.Ffc("recommend", TestAssets.TempDir(), "--size-mb", "Infinity");
+        Assert.Equal(1, code);
+        Assert.Contains("error: --size-mb Infinity: a finite number is needed", text);
+    }
+}
