@@ -158,7 +158,10 @@ public class RecipeTests
         Assert.Contains("| teacher | copies-its-target | held_in | 2 |", md);
         Assert.Contains("**does not swap**", md);
         var judge = File.ReadAllLines(Path.Combine(reportDir, "judge.csv"));
-        Assert.Equal(3, judge.Length); // header, copy-target and the teacher on the held-in set (no stills: no unseen set)
+        // header, then copy-target and the teacher on the held-in set (no stills: no unseen set), on the crop and through
+        // the whole swap path
+        Assert.Equal(5, judge.Length);
+        Assert.Equal(2, judge.Count(l => l.Contains(",full_frame,")));
         // `ffc report` on the finished run restores the judge rows from the bench stage: the same table.
         var (again, _) = RecipeRunner.Report(runner.RunDir, TestAssets.Assets, root, TestAssets.TempDir());
         Assert.Contains("| copy-target | copy-target | held_in | 2 |", File.ReadAllText(again));
@@ -365,8 +368,12 @@ public class RecipeTests
         int judgePairs = Array.IndexOf(RunReport.Columns, "judge_pairs");
         Assert.All(report.Skip(1), l => Assert.Equal("4", l.Split(',')[judgePairs]));
         var benchJudge = File.ReadAllLines(Path.Combine(runner.RunDir, "06-bench", "judge.csv")).Skip(1).Select(l => l.Split(',')).ToList();
-        Assert.Equal(stages.Count, benchJudge.Count(f => f[0] == "copy-target"));
-        Assert.Single(benchJudge.Where(f => f[0] == "copy-target").Select(f => string.Join(',', f.Skip(4).Take(8))).Distinct());
+        foreach (var judgedPath in new[] { "crop", "full_frame" })
+        {
+            var copies = benchJudge.Where(f => f[0] == "copy-target" && f[2] == judgedPath).ToList();
+            Assert.Equal(stages.Count, copies.Count);
+            Assert.Single(copies.Select(f => string.Join(',', f.Skip(4).Take(8))).Distinct());
+        }
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "04-qat", "quant_sqnr.csv")));
         Assert.True(File.Exists(Path.Combine(runner.RunDir, "run.json")));
         // Every FP32 and INT8 model re-exported at 64 px and timed there; the report states the 64-px speed-up.
