@@ -64,7 +64,7 @@ internal sealed class BenchmarkPtqCommand : Command<BenchmarkPtqCommand.Settings
                 r.SizeRatio.ToString("P1", CultureInfo.InvariantCulture), F(r.P50Ms, "0.00"), F(r.LatencyRatio, "0.00") + (double.IsFinite(r.LatencyRatio) ? "×" : ""), Markup.Escape(r.Note));
         AnsiConsole.Write(table);
         foreach (var f in floors)
-            AnsiConsole.MarkupLineInterpolated($"floor: {f.Name}: {(f.Outcome == "met" ? "[green]met[/]" : $"[red]{f.Outcome}[/]")} ({f.Detail})");
+            AnsiConsole.MarkupLine($"floor: {Markup.Escape(f.Name)}: {(f.Outcome == "met" ? "[green]met[/]" : $"[red]{Markup.Escape(f.Outcome)}[/]")} ({Markup.Escape(f.Detail)})");
         AnsiConsole.MarkupLineInterpolated($"wrote {Path.Combine(options.OutputDir, "ptq_benchmark.csv")}");
         return 0;
     }

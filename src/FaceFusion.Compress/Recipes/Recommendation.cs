@@ -84,7 +84,7 @@ public static class Recommendation
             else
             {
                 var closest = latencyMs is not null ? swapping.MinBy(r => r.P50Ms)! : swapping.MinBy(r => r.FileBytes)!;
-                text.AppendLine($"no model that swaps meets {budget}; the closest is {Describe(closest)}");
+                text.AppendLine($"no model {(swapping.Count < rows.Count ? "that swaps " : "")}meets {budget}; the closest is {Describe(closest)}");
             }
             RuledOut();
             return new RecommendationResult(null, text.ToString().TrimEnd());

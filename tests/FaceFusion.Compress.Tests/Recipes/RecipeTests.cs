@@ -409,10 +409,13 @@ public class RecipeTests
         Assert.All(images, i => Assert.True(!i.Contains("..") && File.Exists(Path.Combine(Path.GetDirectoryName(elsewhere)!, i)), i));
         var rows = Recommendation.Read(csv, "tiny");
         var best = Recommendation.Choose(rows, latencyMs: 1e6, sizeMb: null);
-        Assert.Equal(rows.Max(r => r.PsnrDb), best.Choice!.PsnrDb);
+        // The tiny models are barely trained: the judge may flag them as not swapping, and those are never chosen.
+        var swapping = rows.Where(r => r.Swaps != "no").ToList();
+        if (swapping.Count == 0) Assert.Null(best.Choice);
+        else Assert.Equal(swapping.Max(r => r.PsnrDb), best.Choice!.PsnrDb);
         var (code, text) = CliTests.Ffc("recommend", runner.RunDir, "--size-mb", "0.000001");
         Assert.Equal(3, code);
-        Assert.Contains("no model meets file ≤", text);
+        Assert.Contains(swapping.Count == 0 ? "no model swaps" : swapping.Count < rows.Count ? "no model that swaps meets file ≤" : "no model meets file ≤", text);
         var (both, bothText) = CliTests.Ffc("recommend", runner.RunDir, "--size-mb", "1", "--latency-ms", "1");
         Assert.NotEqual(0, both);
         Assert.Contains("exactly one budget", bothText);
