@@ -14,7 +14,7 @@ app.Configure(config =>
     {
         // Bad input is the user's to fix: one clear line naming the file and the cause, exit code 1.
         // Plain stderr, unwrapped, so scripts and logs keep the whole message on one line.
-        Console.Error.WriteLine($"error: {exception.Message}");
+        Console.Error.WriteLine(FaceFusion.Compress.Cli.ErrorLine.Of(exception));
         if (Environment.GetEnvironmentVariable("FFC_DEBUG") == "1") AnsiConsole.WriteException(exception);
         return 1;
     });

@@ -100,3 +100,29 @@ public class InputValidationTests
         Assert.Contains("error: --size-mb Infinity: a finite number is needed", text);
     }
 }
+
+/// <summary>Issue 26, item 8: every failure is one `error:` line, LibTorch's included.</summary>
+public class ErrorLineTests
+{
+    [Fact]
+    public void LibTorchFailures_BecomeOneLine_WithoutTheNativeTrace()
+    {
+        // The form TorchSharp passes LibTorch's c10::Error on in (some ops terminate the process instead, so the test
+        // cannot provoke one safely).
+        var caught = new System.Runtime.InteropServices.ExternalException(
+            "Given groups=1, weight of size [8, 3, 3, 3], expected input[1, 4, 32, 32] to have 3 channels, but got 4 channels instead\n"
+            + "Exception raised from check_shape_forward at /pytorch/aten/src/ATen/native/Convolution.cpp:1067 (most recent call first):\n"
+            + "frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x9c (0x7f in libc10.so)\n"
+            + "frame #1: at::native::_convolution(...) + 0x1f0 (0x7f in libtorch_cpu.so)\n");
+        var line = FaceFusion.Compress.Cli.ErrorLine.Of(caught);
+        Assert.StartsWith("error: Given groups=1, weight of size [8, 3, 3, 3]", line);
+        Assert.StartsWith("error: ", line);
+        Assert.DoesNotContain('\n', line);
+        Assert.DoesNotContain("frame #", line);
+        Assert.Contains("FFC_DEBUG=1", line);
+
+        // The toolkit's own messages of several lines stay whole on one line; wrappers give their inner cause.
+        Assert.Equal("error: a.yaml:2: bad; a.yaml:5: worse", FaceFusion.Compress.Cli.ErrorLine.Of(new InvalidDataException("a.yaml:2: bad\na.yaml:5: worse\n")));
+        Assert.Equal("error: m.onnx: broken", FaceFusion.Compress.Cli.ErrorLine.Of(new AggregateException(new InvalidDataException("m.onnx: broken"))));
+    }
+}
