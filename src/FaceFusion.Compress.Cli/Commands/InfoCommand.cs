@@ -22,6 +22,11 @@ internal sealed class InfoCommand : Command<InfoCommand.Settings>
         [CommandOption("--json")]
         [Description("Print {params, macs, nodes:[[{name, kind, params, macs}]]} as JSON for scripts.")]
         public bool Json { get; init; }
+
+        public override ValidationResult Validate() =>
+            Resolution is < 1 or > SwapperIO.MaxResolution
+                ? ValidationResult.Error($"--resolution {Resolution}: give 1 to {SwapperIO.MaxResolution} px (MAC counts beyond overflow)")
+                : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)

@@ -233,7 +233,8 @@ public static class RecipeParser
             return fallback;
         }
         int resolution = IntValue("resolution", 128);
-        if (resolution < 32 || resolution % 16 != 0) Error(top.GetValueOrDefault("resolution"), $"resolution {resolution} must be a multiple of 16 and at least 32");
+        if (resolution < 32 || resolution % 16 != 0 || resolution > Models.Architectures.SwapperIO.MaxResolution)
+            Error(top.GetValueOrDefault("resolution"), $"resolution {resolution} must be a multiple of 16 and at least 32 (at most {Models.Architectures.SwapperIO.MaxResolution})");
         int seed = IntValue("seed", 1);
         var data = Scalar("data", "datasets/bundled");
         var teacher = teacherOverride ?? (top.ContainsKey("teacher") ? Scalar("teacher", "") : null);

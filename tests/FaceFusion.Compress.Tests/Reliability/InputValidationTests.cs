@@ -126,3 +126,21 @@ public class ErrorLineTests
         Assert.Equal("error: m.onnx: broken", FaceFusion.Compress.Cli.ErrorLine.Of(new AggregateException(new InvalidDataException("m.onnx: broken"))));
     }
 }
+
+/// <summary>Issue 26, item 9: `ffc info -r 1000000` printed a negative MAC count (a 64-bit overflow).</summary>
+public class ResolutionBoundTests
+{
+    [Fact]
+    public void Info_AtAHugeResolution_IsRefused_AndAtTheLargestAllowedCountsPositiveMacs()
+    {
+        var (code, text) = Tests.Cli.CliTests.Ffc("info", "teacher", "-r", "1000000");
+        Assert.NotEqual(0, code);
+        Assert.Contains("1000000", text);
+        Assert.DoesNotContain("-", System.Text.RegularExpressions.Regex.Match(text, @"total[^\n]*").Value);
+        var summary = FaceFusion.Compress.Models.Graph.ModelSummary.Of(
+            FaceFusion.Compress.Models.Architectures.SwapperArchitectures.Build("teacher", FaceFusion.Compress.Models.Architectures.SwapperIO.MaxResolution),
+            FaceFusion.Compress.Models.Architectures.SwapperIO.MaxResolution);
+        Assert.True(summary.Macs > 0, summary.Macs.ToString());
+        Assert.Throws<ArgumentException>(() => FaceFusion.Compress.Models.Architectures.SwapperArchitectures.Build("teacher", 4096));
+    }
+}

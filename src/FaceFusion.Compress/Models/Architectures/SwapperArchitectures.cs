@@ -22,10 +22,14 @@ public static class SwapperIO
     public const string DefaultCompatibility =
         "shape-compatible only: trained on the bundled fr_feature embeddings, which FaceFusion's recognisers do not produce; train with identity_embedder set to FaceFusion's recogniser for a drop-in swapper";
 
+    /// <summary>The largest resolution a built-in architecture is built at: FaceFusion's swappers run at 128–1024 px, and
+    /// at sizes far beyond it the attention's MAC count (quadratic in positions) overflows a 64-bit count.</summary>
+    public const int MaxResolution = 2048;
+
     public static void CheckResolution(int resolution)
     {
-        if (resolution < 32 || resolution % 16 != 0)
-            throw new ArgumentException($"resolution must be a multiple of 16 and at least 32, got {resolution}");
+        if (resolution < 32 || resolution % 16 != 0 || resolution > MaxResolution)
+            throw new ArgumentException($"resolution must be a multiple of 16 and at least 32 (at most {MaxResolution}), got {resolution}");
     }
 }
 
