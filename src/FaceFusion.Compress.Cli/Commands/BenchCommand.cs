@@ -11,19 +11,13 @@ namespace FaceFusion.Compress.Cli.Commands;
 
 internal sealed class BenchCommand : Command<BenchCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : ModelInputSettings
     {
         [CommandArgument(0, "<MODEL.onnx>")]
         [Description("An exported swapper (FaceFusion IO: target, source → output [[, mask]]), or any other ONNX model: then load time, latency, throughput, size and precision only.")]
         public string Model { get; init; } = "";
 
-        [CommandOption("--shape <NAME=DIMS>")]
-        [Description("Not a swapper: dimensions of an input with symbolic dimensions, e.g. input=1x3x112x112 (repeatable).")]
-        public string[] Shapes { get; init; } = [];
 
-        [CommandOption("--input <NAME=FILE>")]
-        [Description("Not a swapper: a float32 input from FILE (.npy or raw .f32) instead of made-up values (repeatable).")]
-        public string[] Inputs { get; init; } = [];
 
         [CommandOption("--reference <CHECKPOINT>")]
         [Description("The TorchSharp checkpoint it was exported from: parity PSNR and max abs error.")]

@@ -13,7 +13,7 @@ namespace FaceFusion.Compress.Cli.Commands;
 /// </summary>
 internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : ModelInputSettings
     {
         [CommandArgument(0, "<MODELS>")]
         [Description("One or more ONNX files: swappers (same resolution) or any other model (inputs made up or given with --input).")]
@@ -35,13 +35,7 @@ internal sealed class BenchmarkLatencyCommand : Command<BenchmarkLatencyCommand.
         [Description("Also print each model's N most expensive nodes of ONNX Runtime's optimised graph (profiler on, separate runs).")]
         public int NodeProfile { get; init; }
 
-        [CommandOption("--shape <NAME=DIMS>")]
-        [Description("Dimensions of an input with symbolic dimensions, e.g. input=1x3x112x112 (repeatable). Default: batch 1, the file's static sizes.")]
-        public string[] Shapes { get; init; } = [];
 
-        [CommandOption("--input <NAME=FILE>")]
-        [Description("A float32 input read from FILE (.npy, or raw little-endian .f32) instead of made-up values (repeatable). Made up: uniform in [[−1, 1]], a swapper's source unit-normalised.")]
-        public string[] Inputs { get; init; } = [];
 
         [CommandOption("--threads <N>")]
         [Description("Intra-op threads. Default: all cores.")]

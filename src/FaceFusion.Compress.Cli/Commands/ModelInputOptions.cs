@@ -1,8 +1,22 @@
+using System.ComponentModel;
 using FaceFusion.Compress.Runtime;
+using Spectre.Console.Cli;
 
 namespace FaceFusion.Compress.Cli.Commands;
 
-/// <summary>`--shape NAME=DIMS` and `--input NAME=FILE` of the commands that run any ONNX model.</summary>
+/// <summary>The options of commands that run any ONNX model on made-up or given inputs.</summary>
+internal abstract class ModelInputSettings : CommandSettings
+{
+    [CommandOption("--shape <NAME=DIMS>")]
+    [Description("Dimensions of an input with symbolic dimensions, e.g. input=1x3x112x112 (repeatable). Default: batch 1, the file's static sizes. Not for swappers in ffc bench.")]
+    public string[] Shapes { get; init; } = [];
+
+    [CommandOption("--input <NAME=FILE>")]
+    [Description("A float32 input read from FILE (.npy, or raw little-endian .f32) instead of made-up values (repeatable). Made up: uniform in [[−1, 1]], a swapper's source unit-normalised. Not for swappers in ffc bench.")]
+    public string[] Inputs { get; init; } = [];
+}
+
+/// <summary>Parsing of <see cref="ModelInputSettings"/>.</summary>
 internal static class ModelInputOptions
 {
     /// <summary>Parses both option lists; every name must be an input of at least one of <paramref name="models"/>.</summary>

@@ -26,12 +26,13 @@ public static class OnnxPrecision
 
     private static readonly HashSet<int> EightBit = [(int)TensorProto.Types.DataType.Int8, (int)TensorProto.Types.DataType.Uint8];
 
-    public static DetectedPrecision Detect(string path)
+    public static DetectedPrecision Detect(string path) => Detect(Read(path));
+
+    /// <summary>Parses an ONNX file; a file that is not one is an error naming it.</summary>
+    public static ModelProto Read(string path)
     {
-        ModelProto model;
-        try { model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)); }
+        try { return ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)); }
         catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new InvalidDataException($"{path}: not an ONNX model ({e.Message})", e); }
-        return Detect(model);
     }
 
     public static DetectedPrecision Detect(ModelProto model)

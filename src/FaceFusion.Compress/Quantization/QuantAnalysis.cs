@@ -55,7 +55,7 @@ public static class QuantAnalysis
     public static List<SqnrRow> Sqnr(GraphModule model, QuantSimulator simulator, string dataDir, string split = Splits.Val, int faces = 32, int seed = 1)
     {
         using var data = new FaceSwapData(dataDir, split, model.Graph.Resolution);
-        return Sqnr(model, simulator, Batches(data, Faces(data, faces, seed)).Select(b => { using (b.Batch) return b.Feeds.ToDictionary(kv => kv.Key, kv => kv.Value.clone()); }));
+        return Sqnr(model, simulator, Batches(data, Faces(data, faces, seed)).Select(b => { using (b.Batch) return b.Feeds.ToDictionary(kv => kv.Key, kv => kv.Value.alias()); }));
     }
 
     /// <summary>

@@ -43,11 +43,7 @@ public static class InterleavedLatency
         var models = new List<OrtTimedModel>();
         try
         {
-            foreach (var m in modelPaths)
-            {
-                var model = new OrtTimedModel(m, ort, Only(shapes, m), Only(files, m));
-                models.Add(model);
-            }
+            foreach (var m in modelPaths) models.Add(new OrtTimedModel(m, ort, shapes, files));
             // Swappers compared at different sizes would give a meaningless ratio.
             var sizes = models.Select(m => (m.Path, Size: m.InputShapes.FirstOrDefault(i => i.Name == OrtSwapper.Target).Dims?[^1])).Where(x => x.Size is not null).ToList();
             var odd = sizes.FirstOrDefault(x => x.Size != sizes[0].Size);
@@ -78,13 +74,5 @@ public static class InterleavedLatency
         {
             foreach (var s in models) s.Dispose();
         }
-    }
-
-    /// <summary>The entries of <paramref name="byInput"/> whose input the model at <paramref name="path"/> has.</summary>
-    private static Dictionary<string, T>? Only<T>(IReadOnlyDictionary<string, T>? byInput, string path)
-    {
-        if (byInput is null || byInput.Count == 0) return null;
-        using var session = OrtSessions.Open(path);
-        return byInput.Where(kv => session.InputMetadata.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
     }
 }

@@ -27,9 +27,9 @@ public static class ModelBench
     {
         var file = new FileInfo(o.ModelPath);
         if (!file.Exists) throw new FileNotFoundException($"{o.ModelPath}: model file not found", o.ModelPath);
-        var precision = OnnxPrecision.Detect(o.ModelPath);
+        var proto = OnnxPrecision.Read(o.ModelPath);
+        var precision = OnnxPrecision.Detect(proto);
         double loadMs = o.FreshProcessLoadMs ?? SwapBench.MeasureLoadMs(o.ModelPath, o.Ort);
-        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(o.ModelPath));
         // Weights: float and 8-bit initializers with more than one element (not scales, zero points or shapes).
         long parameters = proto.Graph.Initializer.Where(t => t.Dims.Aggregate(1L, (a, d) => a * d) > 1 && t.DataType is (int)TensorProto.Types.DataType.Float or (int)TensorProto.Types.DataType.Float16
                 or (int)TensorProto.Types.DataType.Int8 or (int)TensorProto.Types.DataType.Uint8)

@@ -22,8 +22,11 @@ public sealed class OrtTimedModel : IDisposable
 
     /// <param name="path">The ONNX file.</param>
     /// <param name="settings">ONNX Runtime session settings.</param>
-    /// <param name="shapes">Dimensions per input name for inputs with symbolic or unknown dimensions (else batch 1).</param>
-    /// <param name="files">An input file per input name (`.npy` float32 or raw `.f32`); its element count must match.</param>
+    /// <param name="shapes">Dimensions per input name for inputs with symbolic or unknown dimensions (else batch 1).
+    /// Names the model has no input of are ignored, so several models can share one set (the caller checks that each
+    /// name belongs to some model).</param>
+    /// <param name="files">An input file per input name (`.npy` float32 or raw `.f32`); its element count must match.
+    /// Names are treated as for <paramref name="shapes"/>.</param>
     /// <param name="seed">Seed of the made-up inputs.</param>
     public OrtTimedModel(string path, OrtSettings? settings = null, IReadOnlyDictionary<string, int[]>? shapes = null,
         IReadOnlyDictionary<string, string>? files = null, int seed = 1)
@@ -32,9 +35,6 @@ public sealed class OrtTimedModel : IDisposable
         _session = OrtSessions.Open(path, settings);
         try
         {
-            foreach (var name in (shapes?.Keys ?? []).Concat(files?.Keys ?? []))
-                if (!_session.InputMetadata.ContainsKey(name))
-                    throw new InvalidDataException($"{path}: has no input '{name}' (inputs: {string.Join(", ", _session.InputMetadata.Keys)})");
             var rng = new Random(seed);
             var used = new List<(string, int[])>();
             foreach (var (name, meta) in _session.InputMetadata)
